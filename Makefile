@@ -1,0 +1,24 @@
+# The two commands of the README. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test install install-test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+
+## make demo: install, migrate the SQLite database, seed the demo and serve on http://127.0.0.1:5000
+demo: install
+	$(BIN)/idp demo
+
+## make test: install the test dependencies and run the whole suite
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)

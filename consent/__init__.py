@@ -1,0 +1,1 @@
+"""Consent and delegation domain and the tamper-evident consent ledger (no Flask here)."""

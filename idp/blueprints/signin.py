@@ -1,0 +1,94 @@
+"""Email and password sign-in, choosing the account, and signing out of the identity service."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from idp import interactions
+from idp.errors import PageError
+from idp.login_sessions import current_session, end_current_session, start_session
+from idp.models import Account
+from idp.passwords import hash_password, needs_rehash, verify_password
+from idp.services import db
+
+bp = Blueprint("signin", __name__)
+
+MAX_EMAIL = 320
+MAX_PASSWORD = 1024
+
+
+@bp.route("/signin", methods=["GET", "POST"])
+def signin() -> Response | str:
+    interaction_id = request.values.get("interaction")
+    interaction = interactions.load(interaction_id) if interaction_id else None
+    if interaction_id and interaction is None:
+        raise PageError("This sign-in has expired", "Go back to the service you were using and start again.")
+    email = request.values.get("login_hint", "") if request.method == "GET" else request.form.get("email", "")
+    if request.method == "GET":
+        return render_template("signin/signin.html", email=email[:MAX_EMAIL], errors={}, interaction=interaction)
+    password = request.form.get("password", "")
+    errors = validate_form(email, password)
+    account = None if errors else authenticate(email, password)
+    if account is None:
+        errors = errors or {"email": "Enter a correct email address and password"}
+        return Response(render_template("signin/signin.html", email=email[:MAX_EMAIL], errors=errors,
+                                        interaction=interaction), status=400)
+    start_session(account, acr="Cl", amr=["pwd"])
+    db().commit()
+    if interaction is not None:
+        interaction.login_done = True
+        interactions.save(interaction)
+        return redirect(url_for("authorize.resume", interaction_id=interaction.id))
+    return redirect(url_for("home.index"))
+
+
+def validate_form(email: str, password: str) -> dict[str, str]:
+    errors = {}
+    if not email.strip() or len(email) > MAX_EMAIL or "@" not in email:
+        errors["email"] = "Enter your email address, like name@example.com"
+    if not password or len(password) > MAX_PASSWORD:
+        errors["password"] = "Enter your password"
+    return errors
+
+
+def authenticate(email: str, password: str) -> Account | None:
+    """The same work for unknown and known emails, so timing reveals nothing."""
+    account = db().scalar(select(Account).where(Account.email == email.strip().lower()))
+    valid = verify_password(account.password_hash if account else None, password)
+    if account is None or not valid or account.status != "active":
+        return None
+    if needs_rehash(account.password_hash or ""):
+        account.password_hash = hash_password(password)
+    return account
+
+
+@bp.route("/select-account/<interaction_id>", methods=["GET", "POST"])
+def choose_account(interaction_id: str) -> Response | str:
+    interaction = interactions.load(interaction_id)
+    login = current_session()
+    if interaction is None or login is None:
+        raise PageError("This sign-in has expired", "Go back to the service you were using and start again.")
+    if request.method == "GET":
+        return render_template("signin/choose_account.html", account=login.account, interaction=interaction)
+    if request.form.get("choice") == "continue":
+        interaction.account_chosen = True
+        interactions.save(interaction)
+        return redirect(url_for("authorize.resume", interaction_id=interaction.id))
+    if request.form.get("choice") == "other":
+        end_current_session()
+        db().commit()
+        interaction.account_chosen = True
+        interactions.save(interaction)
+        return redirect(url_for("signin.signin", interaction=interaction.id))
+    raise PageError("Choose an account", "Select which account to continue with.")
+
+
+@bp.route("/signout", methods=["GET", "POST"])
+def signout() -> Response | str:
+    if request.method == "GET":
+        return render_template("signin/signout.html", signed_in=current_session() is not None)
+    end_current_session()
+    db().commit()
+    g.signed_out = True
+    return render_template("signin/signed_out.html")

@@ -1,0 +1,211 @@
+"""The ``idp`` command line (operations.md "CLI"). Commands that create something print one JSON object."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from idp import migrate
+from idp.config import ConfigError, Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _emit(value: dict[str, Any]) -> None:
+    click.echo(json.dumps(value, sort_keys=True))
+
+
+def _app_services(settings: Settings) -> Any:
+    from idp.app import build_services
+
+    return build_services(settings)
+
+
+@click.group()
+def main() -> None:
+    """Public Services Sign-in: OpenID Connect provider and consent ledger."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration (creates the SQLite file if absent)."""
+    migrate.upgrade(_settings().database_url)
+    click.echo("database is at the latest revision", err=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the development server (production uses gunicorn idp.wsgi:app)."""
+    from idp.app import create_app
+
+    settings = _settings()
+    _prepare(settings)
+    create_app(settings).run(host=host, port=port, threaded=True)
+
+
+def _prepare(settings: Settings) -> None:
+    """Migrations applied and signing keys present, so the first request can be served."""
+    migrate.upgrade(settings.database_url)
+    services = _app_services(settings)
+    with services.sessions.begin() as session:
+        services.keyring.ensure(session)
+
+
+@main.group()
+def agency() -> None:
+    """Agencies (the sector of pairwise subjects)."""
+
+
+@agency.command("create")
+@click.option("--name", required=True)
+@click.option("--sector-identifier", default=None, help="https URI whose host names the sector")
+def agency_create(name: str, sector_identifier: str | None) -> None:
+    from idp.registry import ClientMetadataError, create_agency
+
+    services = _app_services(_settings())
+    with services.sessions.begin() as session:
+        try:
+            created, token = create_agency(session, name, sector_identifier)
+        except ClientMetadataError as error:
+            raise click.ClickException(error.description) from None
+        _emit({"id": created.id, "initial_access_token": token})
+
+
+@main.group()
+def client() -> None:
+    """OAuth clients of agencies."""
+
+
+@client.command("create")
+@click.option("--agency", "agency_id", required=True)
+@click.option("--name", required=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True, required=True)
+@click.option("--post-logout-redirect-uri", "post_logout_redirect_uris", multiple=True)
+@click.option("--backchannel-logout-uri", default=None)
+@click.option("--auth-method", default="private_key_jwt", show_default=True)
+@click.option("--jwks-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--jwks-uri", default=None)
+@click.option("--scope", default="openid profile email offline_access", show_default=True)
+@click.option("--grant-type", "grant_types", multiple=True)
+@click.option("--id-token-alg", default="ES256", show_default=True)
+@click.option("--subject-type", default="pairwise", show_default=True)
+def client_create(agency_id: str, name: str, redirect_uris: tuple[str, ...], post_logout_redirect_uris: tuple[str, ...],
+                  backchannel_logout_uri: str | None, auth_method: str, jwks_file: Path | None, jwks_uri: str | None,
+                  scope: str, grant_types: tuple[str, ...], id_token_alg: str, subject_type: str) -> None:
+    from idp.models import Agency
+    from idp.registry import ClientMetadata, ClientMetadataError, create_client
+
+    settings = _settings()
+    metadata = ClientMetadata(
+        client_name=name, redirect_uris=list(redirect_uris), token_endpoint_auth_method=auth_method,
+        grant_types=list(grant_types or ("authorization_code", "refresh_token")), scope=scope,
+        jwks=_read_json(jwks_file) if jwks_file else None, jwks_uri=jwks_uri,
+        post_logout_redirect_uris=list(post_logout_redirect_uris), backchannel_logout_uri=backchannel_logout_uri,
+        id_token_signed_response_alg=id_token_alg, subject_type=subject_type,
+    )
+    services = _app_services(settings)
+    with services.sessions.begin() as session:
+        owner = session.get(Agency, agency_id)
+        if owner is None:
+            raise click.ClickException(f"no agency with id {agency_id}")
+        try:
+            created, secret = create_client(session, owner, metadata,
+                                            allow_public_subjects=settings.allow_public_subjects)
+        except ClientMetadataError as error:
+            raise click.ClickException(f"{error.error}: {error.description}") from None
+        result = {"client_id": created.client_id}
+        if secret:
+            result["client_secret"] = secret
+        _emit(result)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise click.ClickException(f"{path} is not valid JSON") from None
+
+
+@main.group()
+def user() -> None:
+    """Citizen accounts."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--given-name", required=True)
+@click.option("--family-name", required=True)
+@click.option("--birthdate", default=None, help="YYYY-MM-DD")
+@click.option("--password-stdin", is_flag=True, required=True, help="read the password from standard input")
+def user_create(email: str, given_name: str, family_name: str, birthdate: str | None, password_stdin: bool) -> None:
+    from idp.accounts import AccountError, create_account
+
+    password = sys.stdin.readline().rstrip("\n")
+    try:
+        born = dt.date.fromisoformat(birthdate) if birthdate else None
+    except ValueError:
+        raise click.ClickException("--birthdate must be YYYY-MM-DD") from None
+    services = _app_services(_settings())
+    with services.sessions.begin() as session:
+        try:
+            account = create_account(session, email=email, given_name=given_name, family_name=family_name,
+                                     password=password, birthdate=born)
+        except AccountError as error:
+            raise click.ClickException(str(error)) from None
+        _emit({"id": account.id})
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys."""
+
+
+@keys.command("list")
+def keys_list() -> None:
+    services = _app_services(_settings())
+    with services.sessions.begin() as session:
+        services.keyring.ensure(session)
+        for info in services.keyring.list(session):
+            click.echo(json.dumps({"kid": info.kid, "alg": info.alg, "purpose": info.purpose, "state": info.state,
+                                   "created_at": info.created_at.isoformat()}))
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Promote the published next key to current; the old current stays published as retired."""
+    settings = _settings()
+    services = _app_services(settings)
+    retire_after = dt.timedelta(seconds=max(settings.id_token_ttl, settings.access_token_ttl) * 2)
+    with services.sessions.begin() as session:
+        services.keyring.ensure(session)
+        services.keyring.rotate(session, retire_after=retire_after)
+        current = [info for info in services.keyring.list(session) if info.state == "current"]
+        _emit({"current": {info.alg: info.kid for info in current if info.purpose == "token"}})
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-serve", is_flag=True, help="seed the demo and exit")
+def demo(host: str, port: int, no_serve: bool) -> None:
+    """Migrate, seed the demo (idempotent) and serve the provider and the demo agency services."""
+    from idp.demo import run_demo
+
+    run_demo(_settings(), host=host, port=port, serve=not no_serve)

@@ -1,0 +1,185 @@
+"""Settings: read once from ``IDP_*`` environment variables into one frozen, typed object.
+
+This is the only module that reads the environment. A missing development secret is
+generated into the instance folder; ``IDP_ENV=production`` refuses such defaults, SQLite
+and non-loopback ``http`` issuers (operations.md "Configuration").
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or malformed; the message names the variable."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    env: str = "development"
+    issuer: str = "http://127.0.0.1:5000"
+    instance_path: Path = Path("instance")
+    database_url: str = ""
+    secret_key: str = ""
+    key_encryption_key: bytes = b""
+    redis_url: str | None = None
+    smtp_url: str | None = None
+    access_token_ttl: int = 600
+    id_token_ttl: int = 600
+    code_ttl: int = 60
+    refresh_idle_ttl: int = 14 * 24 * 3600
+    refresh_absolute_ttl: int = 90 * 24 * 3600
+    session_idle_ttl: int = 30 * 60
+    session_absolute_ttl: int = 12 * 3600
+    key_cache_seconds: int = 30
+    client_assertion_max_age: int = 300
+    allow_public_subjects: bool = False
+    log_level: str = "INFO"
+    generated_secrets: tuple[str, ...] = ()
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def issuer_is_loopback(self) -> bool:
+        return (urlsplit(self.issuer).hostname or "") in LOOPBACK_HOSTS
+
+    def endpoint(self, path: str) -> str:
+        return self.issuer.rstrip("/") + path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        environ = os.environ if environ is None else environ
+        values = _parse(environ)
+        values.update(overrides)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings = _fill_development_secrets(settings)
+        _validate(settings)
+        return settings
+
+
+# One variable → one field, with its coercion.
+_FIELDS: dict[str, tuple[str, type]] = {
+    "IDP_ENV": ("env", str),
+    "IDP_ISSUER": ("issuer", str),
+    "IDP_INSTANCE_PATH": ("instance_path", Path),
+    "IDP_DATABASE_URL": ("database_url", str),
+    "IDP_SECRET_KEY": ("secret_key", str),
+    "IDP_KEY_ENCRYPTION_KEY": ("key_encryption_key", bytes),
+    "IDP_REDIS_URL": ("redis_url", str),
+    "IDP_SMTP_URL": ("smtp_url", str),
+    "IDP_ACCESS_TOKEN_TTL": ("access_token_ttl", int),
+    "IDP_ID_TOKEN_TTL": ("id_token_ttl", int),
+    "IDP_CODE_TTL": ("code_ttl", int),
+    "IDP_REFRESH_IDLE_TTL": ("refresh_idle_ttl", int),
+    "IDP_REFRESH_ABSOLUTE_TTL": ("refresh_absolute_ttl", int),
+    "IDP_SESSION_IDLE_TTL": ("session_idle_ttl", int),
+    "IDP_SESSION_ABSOLUTE_TTL": ("session_absolute_ttl", int),
+    "IDP_KEY_CACHE_SECONDS": ("key_cache_seconds", int),
+    "IDP_CLIENT_ASSERTION_MAX_AGE": ("client_assertion_max_age", int),
+    "IDP_ALLOW_PUBLIC_SUBJECTS": ("allow_public_subjects", bool),
+    "IDP_LOG_LEVEL": ("log_level", str),
+}
+# Read elsewhere (tests only), listed so they are not reported as unknown.
+_KNOWN_ELSEWHERE = frozenset({"IDP_TEST_DATABASE_URL"})
+
+
+def _parse(environ: Mapping[str, str]) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for name, raw in environ.items():
+        if not name.startswith("IDP_") or name in _KNOWN_ELSEWHERE:
+            continue
+        if name not in _FIELDS:
+            raise ConfigError(f"{name} is not a setting this service knows")
+        field, kind = _FIELDS[name]
+        values[field] = _coerce(name, raw, kind)
+    return values
+
+
+def _coerce(name: str, raw: str, kind: type) -> object:
+    try:
+        if kind is int:
+            value = int(raw)
+            if value <= 0:
+                raise ValueError
+            return value
+        if kind is bool:
+            if raw.lower() not in {"true", "false", "1", "0"}:
+                raise ValueError
+            return raw.lower() in {"true", "1"}
+        if kind is bytes:
+            return _decode_kek(raw)
+        if kind is Path:
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise ConfigError(f"{name} has a malformed value") from None
+
+
+def _decode_kek(raw: str) -> bytes:
+    key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    if len(key) != 32:
+        raise ValueError("the key-encryption key must be 32 bytes, base64url-encoded")
+    return key
+
+
+def _fill_development_secrets(settings: Settings) -> Settings:
+    changes: dict[str, object] = {}
+    generated: list[str] = []
+    if not settings.database_url:
+        path = settings.instance_path.resolve() / "idp.sqlite"
+        changes["database_url"] = f"sqlite:///{path}"
+    if not settings.secret_key:
+        changes["secret_key"] = _instance_secret(settings.instance_path, "secret_key")
+        generated.append("IDP_SECRET_KEY")
+    if not settings.key_encryption_key:
+        changes["key_encryption_key"] = _decode_kek(_instance_secret(settings.instance_path, "key_encryption_key"))
+        generated.append("IDP_KEY_ENCRYPTION_KEY")
+    if generated:
+        changes["generated_secrets"] = tuple(generated)
+    return dataclasses.replace(settings, **changes) if changes else settings  # type: ignore[arg-type]
+
+
+def _instance_secret(instance_path: Path, name: str) -> str:
+    """A development secret kept in the instance folder so restarts keep working."""
+    path = instance_path / name
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    value = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def _validate(settings: Settings) -> None:
+    if settings.env not in {"development", "production"}:
+        raise ConfigError("IDP_ENV must be 'development' or 'production'")
+    issuer = urlsplit(settings.issuer)
+    if issuer.scheme not in {"http", "https"} or not issuer.hostname or issuer.query or issuer.fragment:
+        raise ConfigError("IDP_ISSUER must be an http(s) URL without query or fragment")
+    if issuer.scheme == "http" and not settings.issuer_is_loopback:
+        raise ConfigError("IDP_ISSUER must use https outside loopback development")
+    if settings.is_production:
+        _validate_production(settings)
+
+
+def _validate_production(settings: Settings) -> None:
+    if settings.generated_secrets:
+        names = ", ".join(settings.generated_secrets)
+        raise ConfigError(f"production refuses development secrets: set {names}")
+    if settings.issuer.startswith("http:"):
+        raise ConfigError("production requires an https IDP_ISSUER")
+    if settings.database_url.startswith("sqlite"):
+        raise ConfigError("production requires PostgreSQL in IDP_DATABASE_URL, not SQLite")
+    if len(settings.secret_key) < 32:
+        raise ConfigError("IDP_SECRET_KEY must be at least 32 characters in production")

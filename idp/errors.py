@@ -1,0 +1,91 @@
+"""One place that turns errors into responses: protocol JSON, an HTML page, or a 503.
+
+The text shown to a client is kept apart from the detail written to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from authlib.oauth2 import OAuth2Error
+from flask import Flask, Response, jsonify, render_template, request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+API_PREFIXES = ("/token", "/userinfo", "/introspect", "/revoke", "/register", "/jwks.json", "/.well-known/")
+
+
+class PageError(Exception):
+    """An error shown to the browser on an error page; never a redirect (OIDC Core §3.1.2.6)."""
+
+    def __init__(self, title: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.title, self.message, self.status = title, message, status
+
+
+def wants_json() -> bool:
+    if request.path.startswith(API_PREFIXES):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def _page(title: str, message: str, status: int) -> Response:
+    html = render_template("errors/error.html", title=title, message=message)
+    return Response(html, status=status, mimetype="text/html")
+
+
+def handle_page_error(error: PageError) -> Response:
+    return _page(error.title, error.message, error.status)
+
+
+def handle_oauth_error(error: OAuth2Error) -> Response:
+    status, body, headers = error()
+    response = jsonify(dict(body))
+    response.status_code = status
+    for name, value in headers:
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def handle_http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    if wants_json():
+        code = "invalid_request" if status < 500 else "server_error"
+        response = jsonify(error=code, error_description=error.description)
+        response.status_code = status
+        return response
+    return _page(error.name, error.description or "", status)
+
+
+def handle_database_unavailable(error: DBAPIError) -> Response:
+    log.error("database unavailable: %s", type(error.orig).__name__)
+    message = "The service is temporarily unavailable. Please try again in a few minutes."
+    if wants_json():
+        response = jsonify(error="temporarily_unavailable", error_description=message)
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
+        return response
+    return _page("Sorry, the service is unavailable", message, 503)
+
+
+def handle_unexpected(error: Exception) -> Response:
+    log.exception("unhandled error")
+    message = "Something went wrong on our side. Please try again later."
+    if wants_json():
+        response = jsonify(error="server_error", error_description=message)
+        response.status_code = 500
+        return response
+    return _page("Sorry, there is a problem with the service", message, 500)
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(PageError, handle_page_error)
+    app.register_error_handler(OAuth2Error, handle_oauth_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(Exception, handle_unexpected)

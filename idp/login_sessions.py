@@ -1,0 +1,118 @@
+"""Single sign-on sessions: create on sign-in, load from the cookie, expire, end.
+
+The cookie carries a random token (256 bits); the database keeps only its SHA-256, so a
+database read does not reveal live session cookies. Every sign-in makes a new session id
+(no fixation).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from flask import Response, g, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.db import utcnow
+from idp.models import Account, LoginSession, SessionParticipant
+from idp.services import db, services
+
+COOKIE_NAME = "idp_session"
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(account: Account, *, acr: str, amr: list[str]) -> str:
+    """Sign the account in: end the browser's previous session and return the new cookie token."""
+    end_current_session()
+    settings = services().settings
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    login = LoginSession(
+        id=_hash(token),
+        sid=secrets.token_urlsafe(32),
+        account_id=account.id,
+        auth_time=now.replace(microsecond=0),
+        acr=acr,
+        amr=amr,
+        created_at=now,
+        last_active_at=now,
+        expires_at=now + dt.timedelta(seconds=settings.session_absolute_ttl),
+        user_agent=(request.user_agent.string or "")[:300],
+        ip_prefix=_ip_prefix(request.remote_addr),
+    )
+    db().add(login)
+    db().flush()
+    g.login_session = login
+    g.new_session_token = token
+    return token
+
+
+def current_session() -> LoginSession | None:
+    """The live session of this browser, or None (expired idle/absolute, ended, account inactive)."""
+    if "login_session" in g:
+        return g.login_session  # type: ignore[no-any-return]
+    token = request.cookies.get(COOKIE_NAME)
+    g.login_session = _load(db(), token) if token else None
+    return g.login_session  # type: ignore[no-any-return]
+
+
+def _load(session: Session, token: str) -> LoginSession | None:
+    login = session.get(LoginSession, _hash(token))
+    if login is None or login.ended_at is not None or login.account.status != "active":
+        return None
+    now = utcnow()
+    idle = dt.timedelta(seconds=services().settings.session_idle_ttl)
+    if login.expires_at <= now or login.last_active_at + idle <= now:
+        return None
+    if now - login.last_active_at > dt.timedelta(seconds=60):  # keep writes off most requests
+        login.last_active_at = now
+    return login
+
+
+def end_current_session() -> LoginSession | None:
+    login = current_session()
+    if login is not None:
+        login.ended_at = utcnow()
+        g.login_session = None
+        g.clear_session_cookie = True
+    return login
+
+
+def record_participant(session: Session, login_session_id: str | None, client_id: str) -> None:
+    if login_session_id is None:
+        return
+    exists = session.scalar(
+        select(SessionParticipant).where(
+            SessionParticipant.session_id == login_session_id, SessionParticipant.client_id == client_id
+        )
+    )
+    if exists is None:
+        session.add(SessionParticipant(session_id=login_session_id, client_id=client_id))
+
+
+def apply_session_cookie(response: Response) -> Response:
+    settings = services().settings
+    secure = settings.issuer.startswith("https:")
+    token = g.get("new_session_token")
+    if token:
+        response.set_cookie(
+            COOKIE_NAME, token, httponly=True, samesite="Lax", secure=secure,
+            max_age=settings.session_absolute_ttl, path="/",
+        )
+    elif g.get("clear_session_cookie"):
+        response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="Lax", secure=secure)
+    return response
+
+
+def _ip_prefix(address: str | None) -> str | None:
+    """Keep only the network part of the address: enough for 'your sessions', not a tracker."""
+    if not address:
+        return None
+    if ":" in address:
+        return ":".join(address.split(":")[:3]) + "::/48"
+    return ".".join(address.split(".")[:3]) + ".0/24"

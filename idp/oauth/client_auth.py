@@ -1,0 +1,89 @@
+"""``private_key_jwt`` client authentication (RFC 7523 §2.2, OIDC Core §9) via Authlib.
+
+Assertions are single use (``jti`` remembered until ``exp``), short-lived, and their
+``aud`` must be the issuer or the token endpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from typing import Any
+
+import requests
+from authlib.oauth2.rfc6749.errors import InvalidClientError
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from joserfc.jwk import KeySet
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+
+from idp.db import utcnow
+from idp.models import Client, ClientAssertionJti
+from idp.services import db, services
+
+JWKS_URI_CACHE_SECONDS = 300
+_jwks_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+_jwks_lock = threading.Lock()
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self) -> None:
+        super().__init__(validate_jti=True, leeway=30)
+
+    def get_audiences(self) -> list[str]:
+        settings = services().settings
+        return [settings.issuer, settings.endpoint("/token")]
+
+    def verify_claims(self, claims: Any) -> None:
+        super().verify_claims(claims)
+        max_age = services().settings.client_assertion_max_age
+        if int(claims["exp"]) - int(time.time()) > max_age:
+            raise InvalidClientError(description="The client assertion lives too long.")
+
+    def validate_jti(self, claims: Any, jti: Any) -> bool:
+        """Remember the ``jti`` until the assertion expires; a second use is refused."""
+        if not isinstance(jti, str) or not 0 < len(jti) <= 200:
+            return False
+        session = db()
+        expires_at = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
+        try:
+            with session.begin_nested():
+                session.add(ClientAssertionJti(client_id=str(claims["sub"]), jti=jti, expires_at=expires_at))
+        except IntegrityError:
+            return False
+        return True
+
+    def resolve_client_public_key(self, client: Client) -> KeySet:
+        jwks = client.jwks or (_fetch_jwks(client.jwks_uri) if client.jwks_uri else None)
+        if not jwks or not jwks.get("keys"):
+            raise InvalidClientError(description="The client has no registered keys.")
+        try:
+            return KeySet.import_key_set(jwks)
+        except Exception:  # joserfc raises several types for malformed registered keys
+            raise InvalidClientError(description="The client's registered keys are not usable.") from None
+
+
+def _fetch_jwks(uri: str) -> dict[str, Any]:
+    now = time.monotonic()
+    with _jwks_lock:
+        cached = _jwks_cache.get(uri)
+        if cached and now - cached[0] < JWKS_URI_CACHE_SECONDS:
+            return cached[1]
+    try:
+        response = requests.get(uri, timeout=5)
+        response.raise_for_status()
+        jwks = response.json()
+    except (requests.RequestException, ValueError):
+        raise InvalidClientError(description="The client's jwks_uri could not be fetched.") from None
+    with _jwks_lock:
+        _jwks_cache[uri] = (now, jwks)
+    return jwks
+
+
+def prune_expired_jtis() -> int:
+    """Housekeeping for the replay cache."""
+    result = db().execute(delete(ClientAssertionJti).where(ClientAssertionJti.expires_at < utcnow()))
+    return int(result.rowcount)  # type: ignore[attr-defined]

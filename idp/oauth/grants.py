@@ -1,0 +1,191 @@
+"""Authlib grants with our storage hooks: authorization code (+ PKCE S256, OpenID), refresh.
+
+Every hook is one of Authlib's; the rules they enforce:
+
+* a code is single use: the first redemption claims it atomically; a second one revokes
+  every token issued from it (RFC 6749 §4.1.2, RFC 9700 §4.5.3);
+* a refresh token is rotated on every use; presenting a used one revokes its family
+  (RFC 9700 §4.14.2);
+* the citizen's consent is re-checked whenever tokens are issued.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
+from authlib.oidc.core.grants.util import validate_nonce
+from authlib.oidc.core.util import create_half_hash
+from sqlalchemy import select, update
+
+from consent.consents import consented_scopes
+from consent.errors import ConsentMissing
+from idp.db import utcnow
+from idp.login_sessions import current_session
+from idp.models import Account, AuthorizationCode, Client, LoginSession, RefreshToken
+from idp.oauth.claims import parse_claims_request, released_claims
+from idp.oauth.tokens import claim_refresh_token, revoke_family, token_hash
+from idp.services import db, services
+
+AUTH_METHODS = ["private_key_jwt", "client_secret_basic", "client_secret_post", "none"]
+
+
+class ConsentCheckedTokens:
+    """Mixin: narrow every issued scope to what the citizen still consents to."""
+
+    def generate_token(self, user: Account, scope: str, grant_type: str | None = None,
+                       expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
+        client: Client = self.request.client  # type: ignore[attr-defined]
+        try:
+            allowed = consented_scopes(db(), user.id, client.agency_id, scope.split())
+        except ConsentMissing:
+            raise InvalidGrantError("The citizen's consent for this service has ended.") from None
+        include = include_refresh_token and "offline_access" in allowed and client.check_grant_type("refresh_token")
+        return super().generate_token(  # type: ignore[misc, no-any-return]
+            user=user, scope=" ".join(sorted(allowed)), grant_type=grant_type,
+            expires_in=expires_in, include_refresh_token=include,
+        )
+
+
+class AuthorizationCodeGrant(ConsentCheckedTokens, grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        login = current_session()
+        assert login is not None  # the authorize view only issues codes inside a session
+        data = request.payload.data
+        settings = services().settings
+        now = utcnow()
+        granted = consented_scopes(db(), request.user.id, request.client.agency_id, request.scope.split())
+        db().add(AuthorizationCode(
+            code_hash=token_hash(code), client_id=request.client.client_id, account_id=request.user.id,
+            session_id=login.id, redirect_uri=request.payload.redirect_uri, scope=" ".join(sorted(granted)),
+            nonce=data.get("nonce"), code_challenge=data["code_challenge"],
+            code_challenge_method=data["code_challenge_method"],
+            claims_request=parse_claims_request(data.get("claims")),
+            auth_time=login.auth_time, acr=login.acr, amr=login.amr, created_at=now,
+            expires_at=now + dt.timedelta(seconds=settings.code_ttl),
+        ))
+
+    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        session = db()
+        record = session.get(AuthorizationCode, token_hash(code))
+        if record is None or record.client_id != client.client_id or record.expires_at <= utcnow():
+            return None
+        claimed = session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.code_hash == record.code_hash, AuthorizationCode.redeemed_at.is_(None))
+            .values(redeemed_at=utcnow())
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            self._revoke_tokens_of_replayed(record.code_hash)
+            return None
+        return record
+
+    def _revoke_tokens_of_replayed(self, code_hash: str) -> None:
+        """RFC 6749 §4.1.2: a code used twice revokes what was issued from it."""
+        family_id = db().scalar(select(AuthorizationCode.family_id).where(AuthorizationCode.code_hash == code_hash))
+        if family_id is not None:
+            revoke_family(db(), family_id, "code_replayed")
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        """Kept (marked redeemed) rather than deleted, so a replay can be recognised."""
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> Account | None:
+        account = authorization_code.account
+        return account if account.status == "active" else None
+
+
+class RefreshTokenGrant(ConsentCheckedTokens, grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True  # rotation, RFC 9700 §4.14.2
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
+        session = db()
+        record = session.get(RefreshToken, token_hash(refresh_token))
+        client: Client = self.request.client
+        if record is None or not record.check_client(client):
+            return None
+        if record.used_at is not None or not claim_refresh_token(session, record):
+            revoke_family(session, record.family_id, "refresh_token_reused")
+            return None
+        now = utcnow()
+        family = record.family
+        if record.revoked_at or family.revoked_at or record.expires_at <= now or family.absolute_expires_at <= now:
+            return None
+        return record
+
+    def authenticate_user(self, refresh_token: RefreshToken) -> Account | None:
+        account = refresh_token.family.account
+        return account if account.status == "active" else None
+
+    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
+        """Nothing left to do: authenticate_refresh_token consumed the token atomically."""
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE is required of every client, with S256 only (RFC 9700 §2.1.1, RFC 7636 §4.2)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: missing 'code_challenge'.")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("PKCE 'code_challenge_method' must be 'S256'.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class OpenIDCode(_OpenIDCode):
+    """ID tokens for the code flow (OIDC Core §3.1.3.6), signed with the client's algorithm.
+
+    ``prompt`` is handled by the authorize view itself, so only Authlib's nonce check and
+    token hook are registered here.
+    """
+
+    def __call__(self, grant: Any) -> None:
+        grant.register_hook("after_create_token_response", self.process_token)
+        grant.register_hook("after_validate_authorization_request_payload", self._check_nonce)
+
+    def _check_nonce(self, grant: Any, redirect_uri: str) -> None:
+        validate_nonce(grant.request, self.exists_nonce, required=False)
+
+    def exists_nonce(self, nonce: str, request: Any) -> bool:
+        query = select(AuthorizationCode.code_hash).where(
+            AuthorizationCode.client_id == request.payload.client_id, AuthorizationCode.nonce == nonce
+        )
+        return db().scalar(query.limit(1)) is not None
+
+    def encode_id_token(self, token: dict[str, Any], request: Any) -> str:
+        code: AuthorizationCode = request.authorization_code
+        client: Client = request.client
+        settings, keyring = services().settings, services().keyring
+        alg = client.id_token_signed_response_alg
+        now = int(utcnow().timestamp())
+        claims: dict[str, Any] = {
+            "iss": settings.issuer, "sub": client.subject_for(request.user.id), "aud": client.client_id,
+            "exp": now + settings.id_token_ttl, "iat": now, "auth_time": int(code.auth_time.timestamp()),
+            "acr": code.acr, "amr": code.amr,
+        }
+        if code.nonce:
+            claims["nonce"] = code.nonce
+        sid = _session_sid(code.session_id)
+        if sid:
+            claims["sid"] = sid
+        claims["at_hash"] = create_half_hash(token["access_token"], alg).decode()  # OIDC Core §3.1.3.6
+        requested = (code.claims_request or {}).get("id_token")
+        claims |= released_claims(request.user, set(token["scope"].split()), by_scope=False, requested=requested)
+        return keyring.sign_jwt(db(), claims, alg=alg)
+
+
+def _session_sid(session_id: str | None) -> str | None:
+    if session_id is None:
+        return None
+    login = db().get(LoginSession, session_id)
+    return login.sid if login else None

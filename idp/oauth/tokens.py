@@ -1,0 +1,140 @@
+"""Issuing, recording, checking and revoking tokens.
+
+Access tokens are JWTs (RFC 9068) *and* rows in ``access_tokens``, so a revocation, a
+withdrawn consent or a replayed code takes effect at once at userinfo and introspection.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from idp.config import Settings
+from idp.db import utcnow
+from idp.models import AccessToken, Account, Client, RefreshToken, TokenFamily
+from keys.errors import TokenVerificationError
+from keys.keyring import Keyring
+
+ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068 §2.1
+
+
+def token_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def encode_access_token(keyring: Keyring, session: Session, settings: Settings,
+                        client: Client, account: Account, scope: str) -> str:
+    """RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti, scope."""
+    now = int(utcnow().timestamp())
+    claims = {
+        "iss": settings.issuer,
+        "sub": client.subject_for(account.id),
+        "aud": settings.endpoint("/userinfo"),
+        "client_id": client.client_id,
+        "scope": scope,
+        "jti": secrets.token_urlsafe(32),
+        "iat": now,
+        "exp": now + settings.access_token_ttl,
+    }
+    return keyring.sign_jwt(session, claims, alg="ES256", typ=ACCESS_TOKEN_TYP)
+
+
+def decode_own_access_token(keyring: Keyring, session: Session, settings: Settings, token: str) -> dict | None:
+    try:
+        return keyring.verify_jwt(
+            session, token, audience=settings.endpoint("/userinfo"), issuer=settings.issuer, typ=ACCESS_TOKEN_TYP
+        )
+    except TokenVerificationError:
+        return None
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)  # 256 bits
+
+
+def start_family(session: Session, settings: Settings, *, client_id: str, account_id: str,
+                 session_id: str | None, scope: str, claims_request: dict | None,
+                 auth_time: dt.datetime, acr: str, amr: list[str]) -> TokenFamily:
+    now = utcnow()
+    family = TokenFamily(
+        id=str(uuid.uuid4()), client_id=client_id, account_id=account_id, session_id=session_id, scope=scope,
+        claims_request=claims_request, auth_time=auth_time, acr=acr, amr=amr, created_at=now,
+        absolute_expires_at=now + dt.timedelta(seconds=settings.refresh_absolute_ttl),
+    )
+    session.add(family)
+    return family
+
+
+def record_tokens(session: Session, settings: Settings, family: TokenFamily, access_claims: dict,
+                  refresh_token: str | None, refresh_scope: str) -> None:
+    session.add(AccessToken(
+        jti=access_claims["jti"], family_id=family.id, scope=access_claims["scope"],
+        issued_at=dt.datetime.fromtimestamp(access_claims["iat"], dt.UTC),
+        expires_at=dt.datetime.fromtimestamp(access_claims["exp"], dt.UTC),
+    ))
+    if refresh_token:
+        idle = dt.timedelta(seconds=settings.refresh_idle_ttl)
+        session.add(RefreshToken(
+            token_hash=token_hash(refresh_token), family_id=family.id, scope=refresh_scope,
+            expires_at=min(utcnow() + idle, family.absolute_expires_at),
+        ))
+
+
+def revoke_family(session: Session, family_id: str, reason: str) -> None:
+    now = utcnow()
+    session.execute(
+        update(TokenFamily).where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
+        .values(revoked_at=now, revoked_reason=reason)
+    )
+    session.execute(
+        update(RefreshToken).where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    session.execute(
+        update(AccessToken).where(AccessToken.family_id == family_id, AccessToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+def revoke_families_of(session: Session, *, account_id: str, client_ids: list[str] | None, reason: str) -> None:
+    query = select(TokenFamily.id).where(TokenFamily.account_id == account_id, TokenFamily.revoked_at.is_(None))
+    if client_ids is not None:
+        query = query.where(TokenFamily.client_id.in_(client_ids))
+    for family_id in session.scalars(query).all():
+        revoke_family(session, family_id, reason)
+
+
+def active_access_token(keyring: Keyring, session: Session, settings: Settings, token: str) -> AccessToken | None:
+    """The record of a valid, unexpired, unrevoked access token of ours, or None."""
+    claims = decode_own_access_token(keyring, session, settings, token)
+    if claims is None:
+        return None
+    record = session.get(AccessToken, claims["jti"])
+    if record is None or not is_live(record):
+        return None
+    return record
+
+
+def is_live(record: AccessToken) -> bool:
+    family = record.family
+    return (
+        record.revoked_at is None
+        and family.revoked_at is None
+        and record.expires_at > utcnow()
+        and family.account.status == "active"
+    )
+
+
+def claim_refresh_token(session: Session, record: RefreshToken) -> bool:
+    """Atomically mark a refresh token used; False if someone else used it first (reuse)."""
+    result = session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.token_hash == record.token_hash, RefreshToken.used_at.is_(None))
+        .values(used_at=utcnow())
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]

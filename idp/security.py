@@ -1,0 +1,58 @@
+"""CSRF tokens for every form and the security headers every response carries (sign-in.md)."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from flask import Flask, Response, request, session
+
+from idp.errors import PageError
+from idp.services import services
+
+CSRF_FIELD = "csrf_token"
+# Protocol endpoints authenticate the client instead; they never read cookies.
+CSRF_EXEMPT_ENDPOINTS = frozenset(
+    {"protocol.token", "protocol.revoke", "protocol.introspect", "protocol.userinfo", "registration.register",
+     "registration.manage", "authorize.authorize", "logout.end_session"}
+)
+
+
+def csrf_token() -> str:
+    if CSRF_FIELD not in session:
+        session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    return str(session[CSRF_FIELD])
+
+
+def check_csrf() -> None:
+    if request.method != "POST" or request.endpoint in CSRF_EXEMPT_ENDPOINTS:
+        return
+    check_form_csrf()
+
+
+def check_form_csrf() -> None:
+    expected = session.get(CSRF_FIELD)
+    given = request.form.get(CSRF_FIELD, "")
+    if not expected or not hmac.compare_digest(str(expected), given):
+        raise PageError("Your session has expired", "Go back, reload the page and try again.", 400)
+
+
+def add_security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'; object-src 'none'",
+    )
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    if services().settings.issuer.startswith("https:"):  # HSTS outside loopback development
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    return response
+
+
+def init_security(app: Flask) -> None:
+    app.before_request(check_csrf)
+    app.after_request(add_security_headers)
+    app.jinja_env.globals["csrf_token"] = csrf_token
