@@ -1,0 +1,1 @@
+"""Signing-key lifecycle: generation, encryption at rest, rotation, JWKS, signing and verifying."""
