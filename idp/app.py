@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from idp.blueprints import authorize, consent, discovery, home, logout, protocol, signin
+from idp.blueprints import authorize, consent, discovery, home, logout, protocol, registration, signin
 from idp.blueprints.discovery import provider_metadata
 from idp.blueprints.logout import EndSessionEndpoint
 from idp.config import Settings
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     authlib_server = create_authorization_server()
     authlib_server.register_endpoint(EndSessionEndpoint)
     app.extensions["authlib"] = authlib_server
-    for module in (home, discovery, authorize, signin, consent, protocol, logout):
+    for module in (home, discovery, authorize, signin, consent, protocol, logout, registration):
         app.register_blueprint(module.bp)
     init_security(app)
     app.after_request(apply_session_cookie)

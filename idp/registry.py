@@ -167,7 +167,8 @@ def check_public_jwks(jwks: Any) -> None:
 
 def check_choices(metadata: ClientMetadata, allow_public_subjects: bool) -> None:
     if not metadata.grant_types or not set(metadata.grant_types) <= set(GRANT_TYPES):
-        raise ClientMetadataError("invalid_client_metadata", "grant_types may only hold authorization_code and refresh_token.")
+        raise ClientMetadataError("invalid_client_metadata",
+                                  "grant_types may only hold authorization_code and refresh_token.")
     if "authorization_code" not in metadata.grant_types:
         raise ClientMetadataError("invalid_client_metadata", "grant_types must include authorization_code.")
     scopes = metadata.scope.split()

@@ -15,12 +15,12 @@ from joserfc.jwk import ECKey
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from idp.accounts import create_account
 from idp.app import build_services, create_app
 from idp.config import Settings
 from idp.db import make_engine
 from idp.migrate import upgrade
 from idp.models import Account, Agency
-from idp.accounts import create_account
 from idp.registry import ClientMetadata, create_agency, create_client
 from idp.services import Services
 from tests.idp import flows

@@ -13,8 +13,8 @@ from typing import Any
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error, OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError, UnsupportedResponseTypeError
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
-from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, Response, current_app, redirect, request, url_for
 
@@ -101,7 +101,7 @@ def load_client(params: dict[str, str], duplicated: list[str]) -> tuple[Client, 
 
 def check_request(params: dict[str, str], duplicated: list[str]) -> None:
     if duplicated:
-        raise InvalidRequestError(f"Repeated parameter: {duplicated[0]}.")
+        raise InvalidRequestError("A parameter is repeated.")  # RFC 6749 §3.1
     if any(len(value) > MAX_PARAM_LENGTH for value in params.values()):
         raise InvalidRequestError("A parameter is too long.")
     if "request" in params:
@@ -110,6 +110,8 @@ def check_request(params: dict[str, str], duplicated: list[str]) -> None:
         raise RequestUriNotSupportedError("Request URIs are not supported.")
     if not params.get("response_type"):
         raise InvalidRequestError("Missing 'response_type'.")
+    if params["response_type"] != "code":  # checked here: Authlib would echo the raw value
+        raise UnsupportedResponseTypeError("other than code")
     if params.get("response_mode", "query") != "query":
         raise InvalidRequestError("Only response_mode=query is supported.")
     if "openid" not in params.get("scope", "").split():

@@ -1,7 +1,10 @@
 """``private_key_jwt`` client authentication (RFC 7523 §2.2, OIDC Core §9) via Authlib.
 
-Assertions are single use (``jti`` remembered until ``exp``), short-lived, and their
-``aud`` must be the issuer or the token endpoint.
+Assertions are single use (``jti`` remembered while it could still be accepted), fresh
+(``iat`` at most ``IDP_CLIENT_ASSERTION_MAX_AGE`` seconds old: common RP libraries such as
+Authlib's set ``exp`` an hour ahead, so freshness is judged by ``iat``), and their ``aud``
+must be the issuer, the token endpoint, or the endpoint receiving them (RFC 7523 §3:
+Authlib's client addresses revocation and introspection assertions to those endpoints).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 import requests
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from flask import request
 from joserfc.jwk import KeySet
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
@@ -35,20 +39,25 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def get_audiences(self) -> list[str]:
         settings = services().settings
-        return [settings.issuer, settings.endpoint("/token")]
+        return [settings.issuer, settings.endpoint("/token"), settings.endpoint(request.path)]
 
     def verify_claims(self, claims: Any) -> None:
         super().verify_claims(claims)
-        max_age = services().settings.client_assertion_max_age
-        if int(claims["exp"]) - int(time.time()) > max_age:
-            raise InvalidClientError(description="The client assertion lives too long.")
+        issued_at = claims.get("iat")
+        if not isinstance(issued_at, int) or isinstance(issued_at, bool):
+            raise InvalidClientError(description="The client assertion needs a numeric 'iat'.")
+        age = time.time() - issued_at
+        if age > services().settings.client_assertion_max_age + self.leeway or age < -self.leeway:
+            raise InvalidClientError(description="The client assertion is not fresh.")
 
     def validate_jti(self, claims: Any, jti: Any) -> bool:
         """Remember the ``jti`` until the assertion expires; a second use is refused."""
         if not isinstance(jti, str) or not 0 < len(jti) <= 200:
             return False
         session = db()
-        expires_at = dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
+        # Once iat is too old the assertion is refused anyway, so the jti need not outlive that.
+        last_accepted = int(claims["iat"]) + services().settings.client_assertion_max_age + self.leeway
+        expires_at = dt.datetime.fromtimestamp(min(int(claims["exp"]), last_accepted), dt.UTC)
         try:
             with session.begin_nested():
                 session.add(ClientAssertionJti(client_id=str(claims["sub"]), jti=jti, expires_at=expires_at))

@@ -110,6 +110,7 @@ class RefreshTokenGrant(ConsentCheckedTokens, grants.RefreshTokenGrant):
         client: Client = self.request.client
         if record is None or not record.check_client(client):
             return None
+        self._validate_token_scope(record)  # before the token is spent, so a bad scope costs nothing
         if record.used_at is not None or not claim_refresh_token(session, record):
             revoke_family(session, record.family_id, "refresh_token_reused")
             return None

@@ -8,6 +8,7 @@ import jwt as pyjwt
 from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from authlib.oauth2.rfc9207 import IssuerParameter as _IssuerParameter
@@ -19,7 +20,12 @@ from idp.models import AccessToken, Client, RefreshToken
 from idp.oauth.client_auth import PrivateKeyJWT
 from idp.oauth.grants import AUTH_METHODS, AuthorizationCodeGrant, OpenIDCode, RefreshTokenGrant, S256CodeChallenge
 from idp.oauth.tokens import (
-    active_access_token, encode_access_token, new_refresh_token, record_tokens, revoke_family, start_family,
+    active_access_token,
+    encode_access_token,
+    new_refresh_token,
+    record_tokens,
+    revoke_family,
+    start_family,
     token_hash,
 )
 from idp.services import db, services
@@ -79,7 +85,17 @@ class IssuerParameter(_IssuerParameter):
         return services().settings.issuer  # RFC 9207 §2
 
 
-class RevocationEndpoint(_RevocationEndpoint):
+class HintIsOnlyAHint:
+    """RFC 7009 §2.1 / RFC 7662 §2.1: ``token_type_hint`` only guides the search, so an
+    unrecognised hint is ignored rather than refused."""
+
+    def check_params(self, request: Any, client: Client) -> None:
+        token = request.form.get("token")
+        if not token or len(token) > 4096:
+            raise InvalidRequestError("Missing or oversized 'token'.")
+
+
+class RevocationEndpoint(HintIsOnlyAHint, _RevocationEndpoint):
     """RFC 7009. Revoking a refresh token revokes its whole family (§2.1)."""
 
     CLIENT_AUTH_METHODS = AUTH_METHODS
@@ -94,7 +110,7 @@ class RevocationEndpoint(_RevocationEndpoint):
             token.revoked_at = token.revoked_at or utcnow()
 
 
-class IntrospectionEndpoint(_IntrospectionEndpoint):
+class IntrospectionEndpoint(HintIsOnlyAHint, _IntrospectionEndpoint):
     """RFC 7662, for authenticated clients of the agency the token was issued to."""
 
     CLIENT_AUTH_METHODS = ["private_key_jwt", "client_secret_basic", "client_secret_post"]
@@ -126,9 +142,13 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
 
 
 def _find_token(token_string: str, hint: str | None) -> AccessToken | RefreshToken | None:
-    """Find a live token of ours; dead ones are treated as unknown (RFC 7662 §2.2 'active': false)."""
+    """Find a live token of ours; dead ones are treated as unknown (RFC 7662 §2.2 'active': false).
+
+    Our two token types cannot be confused (a JWT has two dots, a refresh token none), so the
+    hint is not needed to search both (RFC 7009 §2.1).
+    """
     session, settings, keyring = db(), services().settings, services().keyring
-    if hint != "refresh_token" and token_string.count(".") == 2:
+    if token_string.count(".") == 2:
         return active_access_token(keyring, session, settings, token_string)
     record = session.get(RefreshToken, token_hash(token_string))
     if record is None:

@@ -113,8 +113,9 @@ def client_assertion(rp: RegisteredClient, *, aud: str = f"{ISSUER}/token", jti:
                      lifetime: int = 60, **overrides: Any) -> str:
     assert rp.key is not None
     now = int(time.time())
-    claims = {"iss": rp.client_id, "sub": rp.client_id, "aud": aud, "jti": jti or secrets.token_urlsafe(16),
-              "iat": now, "exp": now + lifetime} | overrides
+    jti = secrets.token_urlsafe(16) if jti is None else jti
+    claims = {"iss": rp.client_id, "sub": rp.client_id, "aud": aud, "jti": jti, "iat": now,
+              "exp": now + lifetime} | overrides
     return jwt.encode({"alg": "ES256", "kid": rp.key.kid}, claims, rp.key)
 
 
