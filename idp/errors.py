@@ -9,8 +9,8 @@ import logging
 
 from authlib.oauth2 import OAuth2Error
 from flask import Flask, Response, jsonify, render_template, request
-from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from werkzeug.exceptions import BadRequest, HTTPException
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,26 @@ def handle_database_unavailable(error: DBAPIError) -> Response:
     return _page("Sorry, the service is unavailable", message, 503)
 
 
+def handle_bad_data(error: DataError) -> Response:
+    """Input the database itself refused (a safety net behind the validation in each view)."""
+    log.warning("database refused request data: %s", type(error.orig).__name__)
+    message = "The request contains a value that is not allowed."
+    if wants_json():
+        response = jsonify(error="invalid_request", error_description=message)
+        response.status_code = 400
+        return response
+    return _page("There is a problem", message, 400)
+
+
+def refuse_nul_characters() -> None:
+    """NUL is never valid in any of our parameters, and PostgreSQL cannot store it: refuse it
+    at the edge so SQLite and PostgreSQL deployments answer alike."""
+    if any("\x00" in key or "\x00" in value for key, value in request.values.items(multi=True)):
+        raise BadRequest("The request contains a NUL character.")
+    if request.is_json and b"\\u0000" in request.get_data():
+        raise BadRequest("The request contains a NUL character.")
+
+
 def handle_unexpected(error: Exception) -> Response:
     log.exception("unhandled error")
     message = "Something went wrong on our side. Please try again later."
@@ -88,4 +108,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(OAuth2Error, handle_oauth_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(DataError, handle_bad_data)
+    app.before_request(refuse_nul_characters)
     app.register_error_handler(Exception, handle_unexpected)

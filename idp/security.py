@@ -33,7 +33,7 @@ def check_csrf() -> None:
 def check_form_csrf() -> None:
     expected = session.get(CSRF_FIELD)
     given = request.form.get(CSRF_FIELD, "")
-    if not expected or not hmac.compare_digest(str(expected), given):
+    if not expected or not hmac.compare_digest(str(expected).encode(), given.encode()):
         raise PageError("Your session has expired", "Go back, reload the page and try again.", 400)
 
 

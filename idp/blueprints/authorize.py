@@ -34,6 +34,7 @@ bp = Blueprint("authorize", __name__)
 
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 MAX_PARAM_LENGTH = 4096
+MAX_NONCE_LENGTH = 500  # the column's size
 
 
 class RequestNotSupportedError(OAuth2Error):
@@ -104,6 +105,8 @@ def check_request(params: dict[str, str], duplicated: list[str]) -> None:
         raise InvalidRequestError("A parameter is repeated.")  # RFC 6749 §3.1
     if any(len(value) > MAX_PARAM_LENGTH for value in params.values()):
         raise InvalidRequestError("A parameter is too long.")
+    if len(params.get("nonce", "")) > MAX_NONCE_LENGTH:
+        raise InvalidRequestError("The 'nonce' is too long.")
     if "request" in params:
         raise RequestNotSupportedError("Request objects are not supported.")
     if "request_uri" in params:
