@@ -50,8 +50,8 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "acr_values_supported": ["Cl", "Cl.Cm"],
-        "ui_locales_supported": ["en", "cy"],
+        "acr_values_supported": ["Cl"],  # Cl.Cm arrives with passkeys
+        "ui_locales_supported": ["en"],  # Welsh pages are planned, not yet translated
         "claim_types_supported": ["normal"],
         "authorization_response_iss_parameter_supported": True,
     }
