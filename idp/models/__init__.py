@@ -1,8 +1,12 @@
 """The identity provider's storage: agencies and clients, citizen accounts, sessions, tokens."""
 
 from idp.models.accounts import Account
+from idp.models.challenges import EmailChallenge, WebAuthnChallenge
 from idp.models.clients import Agency, Client
+from idp.models.outbox import OutboxMessage
+from idp.models.passkeys import Passkey
 from idp.models.sessions import LoginSession, SessionParticipant
+from idp.models.throttles import ThrottleCounter
 from idp.models.tokens import AccessToken, AuthorizationCode, ClientAssertionJti, RefreshToken, TokenFamily
 
 __all__ = [
@@ -12,8 +16,13 @@ __all__ = [
     "AuthorizationCode",
     "Client",
     "ClientAssertionJti",
+    "EmailChallenge",
     "LoginSession",
+    "OutboxMessage",
+    "Passkey",
     "RefreshToken",
     "SessionParticipant",
+    "ThrottleCounter",
     "TokenFamily",
+    "WebAuthnChallenge",
 ]

@@ -76,6 +76,7 @@ class Client(Base):
     jwks_uri: Mapped[str | None] = mapped_column(String(2000))
     id_token_signed_response_alg: Mapped[str] = mapped_column(String(8), default="ES256")
     subject_type: Mapped[str] = mapped_column(String(8), default="pairwise")
+    default_acr_values: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     registration_access_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
