@@ -201,6 +201,41 @@ def keys_rotate() -> None:
 
 
 @main.command()
+@click.option("--once", is_flag=True, help="deliver what is due, then exit")
+@click.option("--interval", default=5.0, show_default=True, type=float, help="seconds between passes")
+def worker(once: bool, interval: float) -> None:
+    """Deliver the outbox (emails, back-channel logout) with retries."""
+    from idp.worker import run_forever, run_once
+
+    services = _app_services(_settings())
+    if once:
+        report = run_once(services)
+        _emit({"sent": report.sent, "retried": report.retried, "failed": report.failed})
+    else:
+        run_forever(services, interval)
+
+
+@main.group()
+def outbox() -> None:
+    """Messages waiting to be, or already, sent."""
+
+
+@outbox.command("list")
+@click.option("--to", "recipient", default=None, help="only messages to this address")
+def outbox_list(recipient: str | None) -> None:
+    """Development: read the messages that would be sent, newest first."""
+    from idp.outbox import pending
+
+    services = _app_services(_settings())
+    with services.sessions() as session:
+        for message in pending(session, to=recipient):
+            click.echo(json.dumps({"id": message.id, "kind": message.kind, "to": message.recipient,
+                                   "subject": message.subject, "body": message.body,
+                                   "created_at": message.created_at.isoformat(),
+                                   "sent_at": message.sent_at.isoformat() if message.sent_at else None}))
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--no-serve", is_flag=True, help="seed the demo and exit")

@@ -32,6 +32,7 @@ class Settings:
     key_encryption_key: bytes = b""
     redis_url: str | None = None
     smtp_url: str | None = None
+    mail_from: str = "Public Services Sign-in <no-reply@localhost>"
     access_token_ttl: int = 600
     id_token_ttl: int = 600
     code_ttl: int = 60
@@ -77,6 +78,7 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "IDP_KEY_ENCRYPTION_KEY": ("key_encryption_key", bytes),
     "IDP_REDIS_URL": ("redis_url", str),
     "IDP_SMTP_URL": ("smtp_url", str),
+    "IDP_MAIL_FROM": ("mail_from", str),
     "IDP_ACCESS_TOKEN_TTL": ("access_token_ttl", int),
     "IDP_ID_TOKEN_TTL": ("id_token_ttl", int),
     "IDP_CODE_TTL": ("code_ttl", int),

@@ -15,6 +15,7 @@ from flask import Response, g, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idp.backchannel import queue_session_logout
 from idp.db import utcnow
 from idp.models import Account, LoginSession, SessionParticipant
 from idp.services import db, services
@@ -77,10 +78,28 @@ def _load(session: Session, token: str) -> LoginSession | None:
 def end_current_session() -> LoginSession | None:
     login = current_session()
     if login is not None:
-        login.ended_at = utcnow()
+        end_session(db(), login)
         g.login_session = None
         g.clear_session_cookie = True
     return login
+
+
+def end_session(session: Session, login: LoginSession) -> None:
+    """End a session and tell every client that took part in it (back-channel logout)."""
+    if login.ended_at is None:
+        login.ended_at = utcnow()
+        queue_session_logout(session, login)
+
+
+def live_sessions(session: Session, account_id: str) -> list[LoginSession]:
+    """The account's sessions that have not ended or expired, newest first."""
+    now = utcnow()
+    idle = dt.timedelta(seconds=services().settings.session_idle_ttl)
+    query = (select(LoginSession)
+             .where(LoginSession.account_id == account_id, LoginSession.ended_at.is_(None),
+                    LoginSession.expires_at > now, LoginSession.last_active_at > now - idle)
+             .order_by(LoginSession.last_active_at.desc()))
+    return list(session.scalars(query))
 
 
 def record_participant(session: Session, login_session_id: str | None, client_id: str) -> None:

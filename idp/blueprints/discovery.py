@@ -54,6 +54,8 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
         "ui_locales_supported": ["en"],  # Welsh pages are planned, not yet translated
         "claim_types_supported": ["normal"],
         "authorization_response_iss_parameter_supported": True,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }
 
 

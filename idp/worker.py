@@ -1,0 +1,51 @@
+"""``idp worker``: delivers the outbox (emails, back-channel logout) and does housekeeping."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from sqlalchemy import delete
+
+from idp.backchannel import BackchannelSender
+from idp.db import utcnow
+from idp.mail import SmtpSender
+from idp.models import ClientAssertionJti, WebAuthnChallenge
+from idp.outbox import DeliveryReport, Sender, deliver_due
+from idp.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def senders(services: Services) -> dict[str, Sender]:
+    settings = services.settings
+    result: dict[str, Sender] = {
+        "backchannel_logout": BackchannelSender(services.sessions, services.keyring, settings),
+    }
+    if settings.smtp_url:
+        result["email"] = SmtpSender(settings.smtp_url, settings.mail_from)
+    return result
+
+
+def run_once(services: Services) -> DeliveryReport:
+    active = senders(services)
+    if "email" not in active:
+        log.info("IDP_SMTP_URL is not set: emails stay in the outbox (idp outbox list)")
+    report = deliver_due(services.sessions, active)
+    housekeeping(services)
+    return report
+
+
+def housekeeping(services: Services) -> None:
+    now = utcnow()
+    with services.sessions.begin() as session:
+        session.execute(delete(ClientAssertionJti).where(ClientAssertionJti.expires_at < now))
+        session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at < now))
+
+
+def run_forever(services: Services, interval: float) -> None:
+    while True:
+        report = run_once(services)
+        if report.sent or report.retried or report.failed:
+            log.info("outbox: sent %d, retried %d, gave up %d", report.sent, report.retried, report.failed)
+        time.sleep(interval)

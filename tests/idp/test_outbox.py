@@ -1,0 +1,117 @@
+"""The outbox and its worker: emails delivered to a real SMTP server, retried with backoff,
+never sent twice, readable in development."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from click.testing import CliRunner
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from idp.app import build_services
+from idp.cli import main
+from idp.config import Settings
+from idp.db import utcnow
+from idp.mail import SmtpSender, send_code
+from idp.models import OutboxMessage
+from idp.outbox import MAX_ATTEMPTS, DeliveryError, deliver_due, queue_email
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, str]]:
+    inbox = Inbox()
+    port = _free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield inbox, f"smtp://127.0.0.1:{port}"
+    controller.stop()
+
+
+def test_a_queued_email_reaches_a_real_smtp_server(db_session: Session, test_sessions: sessionmaker[Session],
+                                                   smtp: tuple[Inbox, str]) -> None:
+    inbox, url = smtp
+    send_code(db_session, to="ada@example.com", code="123456", purpose="signup")
+    db_session.commit()
+    report = deliver_due(test_sessions, {"email": SmtpSender(url, "IdP <no-reply@example.gov>")})
+    assert report.sent == 1
+    [mail] = inbox.messages
+    assert mail["To"] == "ada@example.com"
+    assert "123456" in mail.get_payload()
+
+
+def test_failed_deliveries_back_off_and_finally_give_up(db_session: Session,
+                                                        test_sessions: sessionmaker[Session]) -> None:
+    message = queue_email(db_session, to="x@example.com", subject="s", body="b")
+    db_session.commit()
+
+    def refuse(_message: OutboxMessage) -> None:
+        raise DeliveryError("mail server said no")
+
+    delays = []
+    for _ in range(MAX_ATTEMPTS):
+        deliver_due(test_sessions, {"email": refuse})
+        db_session.refresh(message)
+        delays.append((message.next_attempt_at - utcnow()).total_seconds())
+        db_session.execute(update(OutboxMessage).values(next_attempt_at=utcnow()))
+        db_session.commit()
+    db_session.refresh(message)
+    assert message.failed_at is not None and message.sent_at is None
+    assert message.last_error == "DeliveryError: mail server said no"
+    assert delays[1] > delays[0] > 0  # exponential backoff
+
+
+def test_the_same_event_is_never_queued_twice(db_session: Session) -> None:
+    first = queue_email(db_session, to="x@example.com", subject="s", body="b", dedupe_key="event-1")
+    second = queue_email(db_session, to="x@example.com", subject="s", body="b", dedupe_key="event-1")
+    assert first is not None and second is None
+
+
+def test_a_sent_message_is_not_sent_again(db_session: Session, test_sessions: sessionmaker[Session]) -> None:
+    queue_email(db_session, to="x@example.com", subject="s", body="b")
+    db_session.commit()
+    sent: list[str] = []
+    deliver_due(test_sessions, {"email": lambda m: sent.append(m.id)})
+    deliver_due(test_sessions, {"email": lambda m: sent.append(m.id)})
+    assert len(sent) == 1
+
+
+def test_worker_once_delivers_and_outbox_list_reads_messages(tmp_path: Path, smtp: tuple[Inbox, str]) -> None:
+    inbox, url = smtp
+    env = {"IDP_INSTANCE_PATH": str(tmp_path), "IDP_DATABASE_URL": f"sqlite:///{tmp_path / 'w.sqlite'}",
+           "IDP_SMTP_URL": url}
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    created = runner.invoke(main, ["user", "create", "--email", "w@example.com", "--given-name", "W",
+                                   "--family-name", "X", "--password-stdin"], env=env, input="long enough password\n")
+    assert created.exit_code == 0, created.output
+    services = build_services(Settings.from_env(env))
+    with services.sessions.begin() as session:
+        send_code(session, to="w@example.com", code="654321", purpose="recovery")
+    listed = runner.invoke(main, ["outbox", "list", "--to", "w@example.com"], env=env)
+    assert "654321" in json.loads(listed.stdout.splitlines()[0])["body"]
+    result = runner.invoke(main, ["worker", "--once"], env=env)
+    assert json.loads(result.stdout.splitlines()[-1])["sent"] == 1
+    assert "654321" in inbox.messages[0].get_payload()
+    services.engine.dispose()
