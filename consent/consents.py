@@ -1,27 +1,47 @@
-"""Granting and checking consent: plain functions over a SQLAlchemy session.
+"""Granting, checking, withdrawing and expiring consent: plain functions over a SQLAlchemy session.
 
 The ``openid`` scope is the act of signing in itself and needs no consent; every other
 scope must have been granted to the agency by the citizen, and is re-checked whenever a
-token is issued or refreshed.
+token is issued or refreshed. Every transition appends its ledger event in the caller's
+transaction (consent-ledger.md). The lifecycle of one (citizen, agency) consent::
+
+    (none) ─record_decision─▶ active ─withdraw_consent─▶ withdrawn ─record_decision─▶ active
+                                │
+                                └─expire_consents (expires_at passed)─▶ expired ─record_decision─▶ active
+
+Withdrawing needs an active consent; expiring needs one whose ``expires_at`` has passed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from consent.errors import ConsentMissing
+from consent.errors import ConsentMissing, ConsentNotActive
+from consent.events import EventType, format_time
+from consent.ledger import Ledger
 from consent.models import Consent
+from consent.pseudonyms import pseudonym_for
 from idp.db import utcnow
 
 SCOPES_WITHOUT_CONSENT = frozenset({"openid"})
+DEFAULT_CONSENT_DAYS = 365
+
+# Revokes the agency's tokens for the citizen (and tells the agency): ``idp`` supplies it, so
+# this package stays free of token storage while a withdrawal can never skip the revocation.
+TokenRevoker = Callable[[Session, str, str], None]  # (session, account_id, agency_id)
 
 
 def find_consent(session: Session, account_id: str, agency_id: str) -> Consent | None:
     return session.scalar(select(Consent).where(Consent.account_id == account_id, Consent.agency_id == agency_id))
+
+
+def consents_of(session: Session, account_id: str) -> list[Consent]:
+    query = select(Consent).where(Consent.account_id == account_id).order_by(Consent.granted_at)
+    return list(session.scalars(query))
 
 
 def undecided_scopes(consent: Consent | None, requested: Iterable[str], now: dt.datetime | None = None) -> set[str]:
@@ -33,9 +53,14 @@ def undecided_scopes(consent: Consent | None, requested: Iterable[str], now: dt.
 
 
 def record_decision(
-    session: Session, account_id: str, agency_id: str, granted: Iterable[str], denied: Iterable[str]
+    session: Session, account_id: str, agency_id: str, granted: Iterable[str], denied: Iterable[str], *,
+    ledger: Ledger, client_id: str, purpose: str | None = None, days: int = DEFAULT_CONSENT_DAYS,
 ) -> Consent:
-    """Remember a decision made on the consent page, merging it into the standing consent."""
+    """Remember a decision made on the consent page, merging it into the standing consent.
+
+    Any decision renews the consent for ``days``; the ``consent.granted`` entry records the
+    resulting standing consent (granted and denied scopes, purpose, expiry).
+    """
     granted_set = set(granted) - SCOPES_WITHOUT_CONSENT
     denied_set = (set(denied) - SCOPES_WITHOUT_CONSENT) - granted_set
     consent = find_consent(session, account_id, agency_id)
@@ -46,11 +71,71 @@ def record_decision(
         session.add(consent)
     elif not consent.is_active(now):
         consent.granted_scopes, consent.denied_scopes = "", ""
-        consent.withdrawn_at, consent.expires_at, consent.granted_at = None, None, now
+        consent.withdrawn_at, consent.expired_at, consent.granted_at = None, None, now
     consent.granted_scopes = _join((consent.granted - denied_set) | granted_set)
     consent.denied_scopes = _join((consent.denied - granted_set) | denied_set)
+    consent.purpose, consent.expires_at = purpose, now + dt.timedelta(days=days)
     session.flush()
+    ledger.append(session, EventType.CONSENT_GRANTED, {
+        "subject": pseudonym_for(session, account_id), "agency": agency_id, "client": client_id,
+        "scopes": sorted(consent.granted), "denied": sorted(consent.denied), "purpose": purpose,
+        "expires": format_time(consent.expires_at),
+    })
     return consent
+
+
+def withdraw_consent(session: Session, account_id: str, agency_id: str, *, ledger: Ledger,
+                     revoke_tokens: TokenRevoker) -> Consent:
+    """active → withdrawn: end the consent, revoke the agency's tokens, append ``consent.withdrawn``."""
+    consent = find_consent(session, account_id, agency_id)
+    now = utcnow()
+    if consent is None or not consent.is_active(now):
+        raise ConsentNotActive("there is no active consent to withdraw")
+    _claim(session, consent, withdrawn_at=now)
+    revoke_tokens(session, account_id, agency_id)
+    ledger.append(session, EventType.CONSENT_WITHDRAWN, {
+        "subject": pseudonym_for(session, account_id), "agency": agency_id, "scopes": sorted(consent.granted),
+    })
+    return consent
+
+
+def expire_consents(session: Session, *, ledger: Ledger, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """active → expired for consents past ``expires_at``: append ``consent.expired`` once for each.
+
+    Tokens need no revocation here: every refresh re-checks consent, and access tokens are short.
+    """
+    now = now or utcnow()
+    due = select(Consent).where(Consent.withdrawn_at.is_(None), Consent.expired_at.is_(None),
+                                Consent.expires_at <= now).order_by(Consent.expires_at).limit(limit)
+    count = 0
+    for consent in session.scalars(due).all():
+        if _claim(session, consent, expired_at=now, must_be_due=now):
+            ledger.append(session, EventType.CONSENT_EXPIRED, {
+                "subject": pseudonym_for(session, consent.account_id), "agency": consent.agency_id,
+                "scopes": sorted(consent.granted),
+            })
+            count += 1
+    return count
+
+
+def _claim(session: Session, consent: Consent, *, must_be_due: dt.datetime | None = None,
+           **values: dt.datetime) -> bool:
+    """Make the transition atomically, so two concurrent requests cannot both record it."""
+    query = update(Consent).where(Consent.id == consent.id, Consent.withdrawn_at.is_(None),
+                                  Consent.expired_at.is_(None))
+    if must_be_due is not None:
+        query = query.where(Consent.expires_at <= must_be_due)
+    claimed = session.execute(query.values(**values)).rowcount == 1  # type: ignore[attr-defined]
+    if must_be_due is None and not claimed:
+        raise ConsentNotActive("the consent was withdrawn or expired meanwhile")
+    session.refresh(consent)
+    return claimed
+
+
+def record_use(session: Session, account_id: str, agency_id: str) -> None:
+    """Tokens were issued under the consent: the dashboard's "last used"."""
+    session.execute(update(Consent).where(Consent.account_id == account_id, Consent.agency_id == agency_id)
+                    .values(last_used_at=utcnow()))
 
 
 def consented_scopes(session: Session, account_id: str, agency_id: str, requested: Iterable[str]) -> set[str]:

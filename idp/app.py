@@ -3,18 +3,39 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
+from typing import Any
 
+import redis
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from idp.blueprints import authorize, consent, discovery, home, logout, protocol, registration, signin
+from idp.blueprints import (
+    account,
+    authorize,
+    dev,
+    consent,
+    discovery,
+    health,
+    home,
+    logout,
+    passkeys,
+    protocol,
+    recovery,
+    registration,
+    signin,
+    signup,
+)
+from idp.blueprints import ledger as ledger_api
+from idp.blueprints import services as connected_services
 from idp.blueprints.discovery import provider_metadata
 from idp.blueprints.logout import EndSessionEndpoint
 from idp.config import Settings
 from idp.db import make_engine, make_sessionmaker
 from idp.errors import register_error_handlers
 from idp.login_sessions import apply_session_cookie
+from idp.logs import configure_logging, init_request_logging
+from idp.metrics import init_metrics
 from idp.oauth.server import create_authorization_server
 from idp.security import init_security
 from idp.services import Services, close_db
@@ -36,13 +57,23 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.issuer.startswith("https:"),
     )
-    logging.basicConfig(level=settings.log_level)
+    configure_logging(settings.log_level)
+    init_request_logging(app)  # first: every later hook can log with the request id
     app.extensions["idp"] = services or build_services(settings)
     authlib_server = create_authorization_server()
     authlib_server.register_endpoint(EndSessionEndpoint)
     app.extensions["authlib"] = authlib_server
-    for module in (home, discovery, authorize, signin, consent, protocol, logout, registration):
+    for module in (home, discovery, authorize, signin, consent, protocol, logout, registration, health, signup,
+                   recovery, account, passkeys):
         app.register_blueprint(module.bp)
+    for module in (ledger_api, connected_services):  # consent-ledger.md
+        app.register_blueprint(module.bp)
+    if not settings.is_production:
+        app.register_blueprint(dev.bp)
+    init_metrics(app, app.extensions["idp"].sessions, settings.metrics_dir)
+    if settings.proxy_hops:  # trust exactly this many proxies' X-Forwarded-For/-Proto
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     init_security(app)
     app.after_request(apply_session_cookie)
     app.teardown_appcontext(close_db)
@@ -55,4 +86,10 @@ def build_services(settings: Settings) -> Services:
     keyring = Keyring(KeyEncryptor(settings.key_encryption_key), cache_seconds=settings.key_cache_seconds)
     document = json.dumps(provider_metadata(settings), separators=(",", ":")).encode()
     return Services(settings=settings, engine=engine, sessions=make_sessionmaker(engine), keyring=keyring,
-                    discovery_document=document)
+                    discovery_document=document, redis=_redis(settings))
+
+
+def _redis(settings: Settings) -> Any:
+    if not settings.redis_url:
+        return None
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)

@@ -106,9 +106,17 @@ def client() -> None:
 @click.option("--grant-type", "grant_types", multiple=True)
 @click.option("--id-token-alg", default="ES256", show_default=True)
 @click.option("--subject-type", default="pairwise", show_default=True)
-def client_create(agency_id: str, name: str, redirect_uris: tuple[str, ...], post_logout_redirect_uris: tuple[str, ...],
+@click.option("--purpose", default=None, help="why the agency asks, shown on the consent page")
+@click.option("--consent-days", default=365, show_default=True, type=click.IntRange(min=1),
+              help="how long a citizen's consent lasts")
+@click.option("--statutory-basis", default=None,
+              help="the legal basis the agency holds the claims under: no consent page, disclosures still logged")
+@click.option("--default-acr-value", "default_acr_values", multiple=True, help="Cl or Cl.Cm (protocol.md Assurance)")
+def client_create(purpose: str | None, consent_days: int, statutory_basis: str | None,
+                  agency_id: str, name: str, redirect_uris: tuple[str, ...], post_logout_redirect_uris: tuple[str, ...],
                   backchannel_logout_uri: str | None, auth_method: str, jwks_file: Path | None, jwks_uri: str | None,
-                  scope: str, grant_types: tuple[str, ...], id_token_alg: str, subject_type: str) -> None:
+                  scope: str, grant_types: tuple[str, ...], id_token_alg: str, subject_type: str,
+                  default_acr_values: tuple[str, ...]) -> None:
     from idp.models import Agency
     from idp.registry import ClientMetadata, ClientMetadataError, create_client
 
@@ -119,6 +127,7 @@ def client_create(agency_id: str, name: str, redirect_uris: tuple[str, ...], pos
         jwks=_read_json(jwks_file) if jwks_file else None, jwks_uri=jwks_uri,
         post_logout_redirect_uris=list(post_logout_redirect_uris), backchannel_logout_uri=backchannel_logout_uri,
         id_token_signed_response_alg=id_token_alg, subject_type=subject_type,
+        default_acr_values=list(default_acr_values),
     )
     services = _app_services(settings)
     with services.sessions.begin() as session:
@@ -130,6 +139,9 @@ def client_create(agency_id: str, name: str, redirect_uris: tuple[str, ...], pos
                                             allow_public_subjects=settings.allow_public_subjects)
         except ClientMetadataError as error:
             raise click.ClickException(f"{error.error}: {error.description}") from None
+        # Operator-only settings (never from dynamic registration): consent-ledger.md "Consents".
+        created.purpose, created.consent_days = purpose, consent_days
+        created.statutory_basis = statutory_basis.strip() if statutory_basis and statutory_basis.strip() else None
         result = {"client_id": created.client_id}
         if secret:
             result["client_secret"] = secret
@@ -233,6 +245,45 @@ def outbox_list(recipient: str | None) -> None:
                                    "subject": message.subject, "body": message.body,
                                    "created_at": message.created_at.isoformat(),
                                    "sent_at": message.sent_at.isoformat() if message.sent_at else None}))
+
+
+@main.group()
+def ledger() -> None:
+    """The consent ledger (consent-ledger.md)."""
+
+
+@ledger.command("checkpoint")
+def ledger_checkpoint() -> None:
+    """Record lapsed consents as expired, then sign a checkpoint of the whole tree (run every T seconds)."""
+    from consent.consents import expire_consents
+    from idp.consent_ledger import ledger_for
+
+    settings = _settings()
+    services = _app_services(settings)
+    with services.sessions.begin() as session:
+        services.keyring.ensure(session)
+        the_ledger = ledger_for(settings, services.keyring)
+        expired = expire_consents(session, ledger=the_ledger)
+        made = the_ledger.checkpoint(session)
+        _emit({"expired": expired, "tree_size": made.tree_size if made else 0, "checkpoint": made.note if made else None})
+
+
+@ledger.command("verify")
+def ledger_verify() -> None:
+    """Recompute the whole tree from the stored entries and check every stored checkpoint."""
+    from consent.audit import audit
+    from idp.consent_ledger import ledger_for
+
+    settings = _settings()
+    services = _app_services(settings)
+    with services.sessions() as session:
+        report = audit(session, ledger_for(settings, services.keyring))
+    if report.first is not None:
+        click.echo(f"ledger verification FAILED: first bad entry {report.first.seq}: {report.first.message}", err=True)
+        for problem in sorted(report.problems, key=lambda found: found.seq)[1:]:
+            click.echo(f"  also at entry {problem.seq}: {problem.message}", err=True)
+        raise SystemExit(1)
+    _emit({"verified": True, "tree_size": report.size, "checkpoints": report.checkpoints})
 
 
 @main.command()

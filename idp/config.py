@@ -42,8 +42,14 @@ class Settings:
     session_absolute_ttl: int = 12 * 3600
     key_cache_seconds: int = 30
     client_assertion_max_age: int = 300
+    webauthn_challenge_ttl: int = 300  # WebAuthn L3 §15.1: 5 to 10 minutes when UV is required
     allow_public_subjects: bool = False
     log_level: str = "INFO"
+    # consent-ledger.md: a signed checkpoint at least every N entries or T seconds.
+    ledger_checkpoint_entries: int = 256
+    ledger_checkpoint_seconds: int = 300
+    proxy_hops: int = 0  # load balancers in front that set X-Forwarded-For/-Proto
+    metrics_dir: Path | None = None  # prometheus-client's multiprocess folder (gunicorn)
     generated_secrets: tuple[str, ...] = ()
 
     @property
@@ -53,6 +59,20 @@ class Settings:
     @property
     def issuer_is_loopback(self) -> bool:
         return (urlsplit(self.issuer).hostname or "") in LOOPBACK_HOSTS
+
+    @property
+    def passkey_rp_id(self) -> str:
+        """WebAuthn L3 §5.1.2: the RP ID is the issuer's host, so passkeys are bound to it."""
+        return (urlsplit(self.issuer).hostname or "").lower()
+
+    @property
+    def passkey_origin(self) -> str:
+        """The issuer's origin (RFC 6454), without a default port: what browsers put in clientDataJSON."""
+        parts = urlsplit(self.issuer)
+        default_port = {"http": 80, "https": 443}[parts.scheme]
+        host = self.passkey_rp_id if ":" not in self.passkey_rp_id else f"[{self.passkey_rp_id}]"
+        port = "" if parts.port in (None, default_port) else f":{parts.port}"
+        return f"{parts.scheme}://{host}{port}"
 
     def endpoint(self, path: str) -> str:
         return self.issuer.rstrip("/") + path
@@ -88,15 +108,26 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "IDP_SESSION_ABSOLUTE_TTL": ("session_absolute_ttl", int),
     "IDP_KEY_CACHE_SECONDS": ("key_cache_seconds", int),
     "IDP_CLIENT_ASSERTION_MAX_AGE": ("client_assertion_max_age", int),
+    "IDP_WEBAUTHN_CHALLENGE_TTL": ("webauthn_challenge_ttl", int),
     "IDP_ALLOW_PUBLIC_SUBJECTS": ("allow_public_subjects", bool),
     "IDP_LOG_LEVEL": ("log_level", str),
+    "IDP_LEDGER_CHECKPOINT_ENTRIES": ("ledger_checkpoint_entries", int),
+    "IDP_LEDGER_CHECKPOINT_SECONDS": ("ledger_checkpoint_seconds", int),
+    "IDP_PROXY_HOPS": ("proxy_hops", int),
+}
+# Variables of the libraries we use, read here too so this stays the one place reading them.
+_FOREIGN_FIELDS: dict[str, tuple[str, type]] = {
+    "PROMETHEUS_MULTIPROC_DIR": ("metrics_dir", Path),  # set by idp/gunicorn_conf.py
 }
 # Read elsewhere (tests only), listed so they are not reported as unknown.
-_KNOWN_ELSEWHERE = frozenset({"IDP_TEST_DATABASE_URL"})
+_KNOWN_ELSEWHERE = frozenset({"IDP_TEST_DATABASE_URL", "IDP_TEST_REQUIRE_PRODUCTION"})
 
 
 def _parse(environ: Mapping[str, str]) -> dict[str, object]:
     values: dict[str, object] = {}
+    for name, (field, kind) in _FOREIGN_FIELDS.items():
+        if environ.get(name):
+            values[field] = _coerce(name, environ[name], kind)
     for name, raw in environ.items():
         if not name.startswith("IDP_") or name in _KNOWN_ELSEWHERE:
             continue

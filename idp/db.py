@@ -62,6 +62,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINTs, so we take it
     over as the SQLAlchemy documentation recommends ("Serializable isolation / Savepoints").
     """
+    # Bound parameters carry emails and hashes: keep them out of logs and exception messages.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         _make_sqlite_transactional(engine)

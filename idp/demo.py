@@ -86,6 +86,7 @@ def run_demo(settings: Settings, *, host: str, port: int, serve: bool,
     if not serve:
         return
     servers = [start_server(build_service(settings, service), service.port) for service in seeded]
+    start_worker(settings)
     print(banner(settings, seeded, host, port), flush=True)
     from idp.app import create_app
 
@@ -95,6 +96,15 @@ def run_demo(settings: Settings, *, host: str, port: int, serve: bool,
         for server in servers:
             server.shutdown()
             server.server_close()
+
+
+def start_worker(settings: Settings) -> None:
+    """The outbox worker in the background, so back-channel logout (and SMTP, if set) works in the demo."""
+    from idp.app import build_services
+    from idp.worker import run_forever
+
+    threading.Thread(target=run_forever, args=(build_services(settings), 2.0), daemon=True,
+                     name="outbox-worker").start()
 
 
 # --- seeding ---------------------------------------------------------------------------------

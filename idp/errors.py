@@ -12,9 +12,11 @@ from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from idp.passkeys import PasskeyError
+
 log = logging.getLogger(__name__)
 
-API_PREFIXES = ("/token", "/userinfo", "/introspect", "/revoke", "/register", "/jwks.json", "/.well-known/")
+API_PREFIXES = ("/token", "/userinfo", "/introspect", "/revoke", "/register", "/jwks.json", "/.well-known/", "/ledger/")
 
 
 class PageError(Exception):
@@ -52,6 +54,16 @@ def handle_oauth_error(error: OAuth2Error) -> Response:
     return response
 
 
+def handle_passkey_error(error: PasskeyError) -> Response:
+    """Passkey ceremonies are called by idp/static/passkeys.js: JSON ``{"error", "message"}``."""
+    if request.is_json or wants_json():
+        response = jsonify(error=error.error, message=error.message)
+        response.status_code = error.status
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    return _page("There is a problem with your passkey", error.message, error.status)
+
+
 def handle_http_error(error: HTTPException) -> Response:
     status = error.code or 500
     if wants_json():
@@ -63,7 +75,7 @@ def handle_http_error(error: HTTPException) -> Response:
 
 
 def handle_database_unavailable(error: DBAPIError) -> Response:
-    log.error("database unavailable: %s", type(error.orig).__name__)
+    log.error("database unavailable: %s: %s", type(error.orig).__name__, str(error.orig)[:200])
     message = "The service is temporarily unavailable. Please try again in a few minutes."
     if wants_json():
         response = jsonify(error="temporarily_unavailable", error_description=message)
@@ -106,6 +118,7 @@ def handle_unexpected(error: Exception) -> Response:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(PageError, handle_page_error)
     app.register_error_handler(OAuth2Error, handle_oauth_error)
+    app.register_error_handler(PasskeyError, handle_passkey_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(DataError, handle_bad_data)

@@ -25,6 +25,7 @@ class Interaction:
     login_done: bool = False
     consent_done: bool = False
     account_chosen: bool = False
+    step_up_declined: bool = False  # the citizen chose not to use a passkey (idp.assurance)
 
 
 def start(params: dict[str, str]) -> Interaction:

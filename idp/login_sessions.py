@@ -128,6 +128,10 @@ def apply_session_cookie(response: Response) -> Response:
     return response
 
 
+def client_network() -> str | None:
+    return _ip_prefix(request.remote_addr)
+
+
 def _ip_prefix(address: str | None) -> str | None:
     """Keep only the network part of the address: enough for 'your sessions', not a tracker."""
     if not address:

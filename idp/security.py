@@ -11,10 +11,19 @@ from idp.errors import PageError
 from idp.services import services
 
 CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
 # Protocol endpoints authenticate the client instead; they never read cookies.
 CSRF_EXEMPT_ENDPOINTS = frozenset(
     {"protocol.token", "protocol.revoke", "protocol.introspect", "protocol.userinfo", "registration.register",
-     "registration.manage", "authorize.authorize", "logout.end_session"}
+     "registration.manage", "authorize.authorize", "logout.end_session", "ledger.entries"}
+)
+
+
+# JSON endpoints called by idp/static/passkeys.js: no form body carries the token, so it comes in
+# the X-CSRF-Token header instead, checked by the passkeys blueprint before it does anything.
+HEADER_CSRF_ENDPOINTS = frozenset(
+    {"passkeys.register_options", "passkeys.register_verify", "passkeys.signin_options",
+     "passkeys.signin_verify", "passkeys.confirm_options", "passkeys.confirm_verify"}
 )
 
 
@@ -25,7 +34,7 @@ def csrf_token() -> str:
 
 
 def check_csrf() -> None:
-    if request.method != "POST" or request.endpoint in CSRF_EXEMPT_ENDPOINTS:
+    if request.method != "POST" or request.endpoint in CSRF_EXEMPT_ENDPOINTS | HEADER_CSRF_ENDPOINTS:
         return
     check_form_csrf()
 
@@ -35,6 +44,13 @@ def check_form_csrf() -> None:
     given = request.form.get(CSRF_FIELD, "")
     if not expected or not hmac.compare_digest(str(expected).encode(), given.encode()):
         raise PageError("Your session has expired", "Go back, reload the page and try again.", 400)
+
+
+def csrf_header_valid() -> bool:
+    """The header form of the double-submit check, for script requests (see HEADER_CSRF_ENDPOINTS)."""
+    expected = session.get(CSRF_FIELD)
+    given = request.headers.get(CSRF_HEADER, "")
+    return bool(expected) and hmac.compare_digest(str(expected).encode(), given.encode())
 
 
 def add_security_headers(response: Response) -> Response:

@@ -7,12 +7,15 @@ them through :func:`services` and the request-scoped database session through :f
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from flask import current_app, g
+from redis.exceptions import RedisError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.config import Settings
+from idp.throttle import DatabaseThrottle, FallbackThrottle, RedisThrottle, Throttle
 from keys.keyring import Keyring
 
 
@@ -23,10 +26,18 @@ class Services:
     sessions: sessionmaker[Session]
     keyring: Keyring
     discovery_document: bytes  # precomputed: discovery is a hot path
+    redis: Any = None  # a redis.Redis when IDP_REDIS_URL is set
 
 
 def services() -> Services:
     return current_app.extensions["idp"]  # type: ignore[no-any-return]
+
+
+def throttle() -> Throttle:
+    client = services().redis
+    if client is None:
+        return DatabaseThrottle(db())
+    return FallbackThrottle(RedisThrottle(client), DatabaseThrottle(db()), (RedisError, OSError))
 
 
 def db() -> Session:

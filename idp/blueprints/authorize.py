@@ -1,7 +1,7 @@
 """The authorization endpoint (OIDC Core §3.1.2) as a short pipeline of named steps.
 
 ``load_client`` → ``check_request`` → Authlib's grant validation → ``check_login`` →
-``check_account_choice`` → ``check_consent`` → issue the code. A bad client or redirect
+``check_account_choice`` → ``needs_step_up`` → ``check_consent`` → issue the code. A bad client or redirect
 URI is shown on an error page and never redirected to; every other error is redirected
 with ``error``, ``error_description``, ``state`` and ``iss`` (RFC 9207).
 """
@@ -20,6 +20,7 @@ from flask import Blueprint, Response, current_app, redirect, request, url_for
 
 from consent.consents import find_consent, undecided_scopes
 from idp import interactions
+from idp.assurance import AcrRequest, requested_acr, satisfies
 from idp.db import utcnow
 from idp.errors import PageError
 from idp.interactions import Interaction
@@ -27,6 +28,7 @@ from idp.login_sessions import current_session
 from idp.models import Client, LoginSession
 from idp.oauth.claims import parse_claims_request, scopes_implied_by
 from idp.oauth.server import query_client
+from idp.passkeys import has_passkeys
 from idp.services import db, services
 from keys.errors import TokenVerificationError
 
@@ -43,6 +45,10 @@ class RequestNotSupportedError(OAuth2Error):
 
 class RequestUriNotSupportedError(OAuth2Error):
     error = "request_uri_not_supported"
+
+
+class UnmetAuthenticationRequirementsError(OAuth2Error):
+    error = "unmet_authentication_requirements"  # OpenID Connect Core Error Code 1.0
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
@@ -73,6 +79,8 @@ def run(params: dict[str, str], interaction: Interaction | None, duplicated: lis
         assert login is not None
         if "select_account" in prompts and not (interaction and interaction.account_chosen):
             return ask(params, interaction, "signin.choose_account")
+        if needs_step_up(login, prompts, params, interaction, client):
+            return ask_to_step_up(params, interaction)
         if needs_consent(login, prompts, oauth_request, client, interaction):
             if "none" in prompts:
                 raise ConsentRequiredError()
@@ -187,8 +195,37 @@ def hinted_subject(params: dict[str, str], client: Client) -> str | None:
     return str(claims.get("sub"))
 
 
+def acr_request(params: dict[str, str], client: Client) -> AcrRequest | None:
+    return requested_acr(params.get("acr_values"), parse_claims_request(params.get("claims")),
+                         client.default_acr_values)
+
+
+def needs_step_up(login: LoginSession, prompts: set[str], params: dict[str, str],
+                  interaction: Interaction | None, client: Client) -> bool:
+    """protocol.md "Assurance": a session below the level asked for is stepped up with a passkey.
+
+    A voluntary request (``acr_values``, ``default_acr_values``) that cannot be met — no passkey,
+    or the citizen chose not to use it — is answered with the session's own ``acr``; an essential
+    ``acr`` claim request fails instead (OIDC Core §5.5.1.1). Using a passkey is authentication, so
+    ``prompt=none`` answers ``login_required`` (OIDC Core §3.1.2.6).
+    """
+    wanted = acr_request(params, client)
+    if wanted is None or satisfies(login.acr, wanted):
+        return False
+    declined = interaction is not None and interaction.step_up_declined
+    if declined or wanted.minimum is None or not has_passkeys(db(), login.account_id):
+        if wanted.essential:
+            raise UnmetAuthenticationRequirementsError("The requested authentication level could not be met.")
+        return False
+    if "none" in prompts:
+        raise LoginRequiredError("The citizen must use a passkey for the requested authentication level.")
+    return True
+
+
 def needs_consent(login: LoginSession, prompts: set[str], oauth_request: OAuth2Request, client: Client,
                   interaction: Interaction | None) -> bool:
+    if client.statutory_basis:
+        return False  # consent-ledger.md: held under a statutory basis; the disclosure is still logged
     requested = client.get_allowed_scope(oauth_request.payload.scope).split()
     undecided = undecided_scopes(find_consent(db(), login.account_id, client.agency_id), requested)
     decided_now = interaction is not None and interaction.consent_done
@@ -206,6 +243,11 @@ def ask_to_sign_in(params: dict[str, str], interaction: Interaction | None, prom
     if "@" in hint and len(hint) <= 320:
         query["login_hint"] = hint
     return redirect(url_for("signin.signin", **query))
+
+
+def ask_to_step_up(params: dict[str, str], interaction: Interaction | None) -> Response:
+    interaction = interaction or interactions.start(params)
+    return redirect(url_for("passkeys.confirm", interaction=interaction.id))
 
 
 def ask(params: dict[str, str], interaction: Interaction | None, endpoint: str) -> Response:

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from idp.assurance import ACR_VALUES_SUPPORTED
 from idp.config import Settings
 from idp.oauth.claims import CLAIMS_SUPPORTED, STANDARD_SCOPES
 from idp.services import db, services
@@ -50,7 +51,7 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
         "request_uri_parameter_supported": False,
         "require_request_uri_registration": False,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "acr_values_supported": ["Cl"],  # Cl.Cm arrives with passkeys
+        "acr_values_supported": list(ACR_VALUES_SUPPORTED),
         "ui_locales_supported": ["en"],  # Welsh pages are planned, not yet translated
         "claim_types_supported": ["normal"],
         "authorization_response_iss_parameter_supported": True,

@@ -40,6 +40,7 @@ FIELD_TYPES: dict[str, type] = {
     "client_name": str, "redirect_uris": list, "token_endpoint_auth_method": str, "grant_types": list,
     "scope": str, "jwks": dict, "jwks_uri": str, "post_logout_redirect_uris": list,
     "backchannel_logout_uri": str, "id_token_signed_response_alg": str, "subject_type": str,
+    "default_acr_values": list,
 }
 # RFC 7592 §2.2: fields the server issues, which a client must not send back in an update.
 SERVER_FIELDS = ("registration_access_token", "registration_client_uri", "client_secret_expires_at",
@@ -204,7 +205,8 @@ def describe(client: Client) -> dict[str, Any]:
         "subject_type": client.subject_type,
     }
     optional = {"jwks": client.jwks, "jwks_uri": client.jwks_uri,
-                "backchannel_logout_uri": client.backchannel_logout_uri}
+                "backchannel_logout_uri": client.backchannel_logout_uri,
+                "default_acr_values": client.default_acr_values or None}
     return body | {name: value for name, value in optional.items() if value is not None}
 
 

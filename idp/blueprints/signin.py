@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from idp import interactions
+from idp.db import utcnow
 from idp.errors import PageError
-from idp.login_sessions import current_session, end_current_session, start_session
+from idp.login_sessions import client_network, current_session, end_current_session, start_session
+from idp.mail import send_account_locked
 from idp.models import Account
+from idp.passkeys import has_passkeys
 from idp.passwords import hash_password, needs_rehash, verify_password
-from idp.services import db
+from idp.services import db, throttle
+from idp.throttle import MAX_WAIT, email_key, ip_key
 
 bp = Blueprint("signin", __name__)
 
@@ -29,18 +35,51 @@ def signin() -> Response | str:
         return render_template("signin/signin.html", email=email[:MAX_EMAIL], errors={}, interaction=interaction)
     password = request.form.get("password", "")
     errors = validate_form(email, password)
+    keys = [email_key(email), ip_key(client_network())]
+    wait = None if errors else longest_wait(keys)
+    if wait is not None:
+        minutes = max(1, round(wait.total_seconds() / 60))
+        errors = {"email": f"Too many attempts to sign in. Wait {minutes} minutes and try again"}
+        return _signin_page(email, errors, interaction, status=429)
     account = None if errors else authenticate(email, password)
     if account is None:
-        errors = errors or {"email": "Enter a correct email address and password"}
-        return Response(render_template("signin/signin.html", email=email[:MAX_EMAIL], errors=errors,
-                                        interaction=interaction), status=400)
+        if not errors:
+            record_failures(keys, email)
+        return _signin_page(email, errors or {"email": "Enter a correct email address and password"}, interaction)
+    throttle().reset(keys[0])
     start_session(account, acr="Cl", amr=["pwd"])
     db().commit()
     if interaction is not None:
         interaction.login_done = True
         interactions.save(interaction)
+    if has_passkeys(db(), account.id):  # offer the passkey as a second factor (sign-in.md "Passkeys")
+        return redirect(url_for("passkeys.confirm", interaction=interaction.id if interaction else None))
+    if interaction is not None:
         return redirect(url_for("authorize.resume", interaction_id=interaction.id))
     return redirect(url_for("home.index"))
+
+
+def _signin_page(email: str, errors: dict[str, str], interaction: object, status: int = 400) -> Response:
+    html = render_template("signin/signin.html", email=email[:MAX_EMAIL], errors=errors, interaction=interaction)
+    return Response(html, status=status)
+
+
+def longest_wait(keys: list[str]) -> dt.timedelta | None:
+    waits = [wait for key in keys if (wait := throttle().blocked_for(key)) is not None]
+    return max(waits) if waits else None
+
+
+def record_failures(keys: list[str], email: str) -> None:
+    """Count the failure against the email typed and the network; tell a real owner once locked."""
+    failure = throttle().record_failure(keys[0])
+    throttle().record_failure(keys[1])
+    if failure.locked_now:
+        owner = db().scalar(select(Account).where(Account.email == email.strip().lower()))
+        if owner is not None:
+            minutes = int(MAX_WAIT.total_seconds() // 60)
+            send_account_locked(db(), to=owner.email, minutes=minutes,
+                                dedupe_key=f"locked:{owner.id}:{utcnow():%Y%m%d%H%M}")
+    db().commit()
 
 
 def validate_form(email: str, password: str) -> dict[str, str]:

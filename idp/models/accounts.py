@@ -34,6 +34,8 @@ class Account(Base):
     locale: Mapped[str] = mapped_column(String(2), default="en")
     password_hash: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(10), default="active")
+    # consent-ledger.md: the only name the ledger knows the citizen by; NULL once erased.
+    ledger_pseudonym: Mapped[str | None] = mapped_column(String(32), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

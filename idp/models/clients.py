@@ -60,6 +60,7 @@ class Client(Base):
             "(token_endpoint_auth_method IN ('client_secret_basic', 'client_secret_post')) = (secret_hash IS NOT NULL)",
             name="secret_iff_secret_method",
         ),
+        CheckConstraint("consent_days > 0", name="consent_days_positive"),
     )
 
     client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -78,6 +79,12 @@ class Client(Base):
     subject_type: Mapped[str] = mapped_column(String(8), default="pairwise")
     default_acr_values: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     registration_access_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # consent-ledger.md "Consents": shown on the consent page, and how long a consent lasts.
+    purpose: Mapped[str | None] = mapped_column(String(500))
+    consent_days: Mapped[int] = mapped_column(default=365, server_default="365")
+    # The legal basis under which the agency holds the claims: set by the operator only; no
+    # consent page is shown, and the ledger still records every disclosure.
+    statutory_basis: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.db import Base, utcnow
@@ -22,5 +22,7 @@ class Passkey(Base):
     name: Mapped[str] = mapped_column(String(100))
     user_verified: Mapped[bool] = mapped_column(default=True)
     backed_up: Mapped[bool] = mapped_column(default=False)
+    # WebAuthn L3 §6.1.3: BE never changes for a credential; checked at every assertion.
+    backup_eligible: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None]

@@ -29,6 +29,16 @@ SCOPE_DESCRIPTIONS = {
     "offline_access": "stay connected when you are not using the service",
 }
 
+# Each claim in plain English, listed under its scope on the consent page (consent-ledger.md).
+CLAIM_NAMES = {
+    "name": "full name", "given_name": "first name", "family_name": "last name", "birthdate": "date of birth",
+    "locale": "preferred language", "email": "email address", "email_verified": "whether your email is confirmed",
+    "phone_number": "phone number", "phone_number_verified": "whether your phone number is confirmed",
+    "address": "postal address",
+}
+SCOPE_CLAIM_NAMES = {scope: [CLAIM_NAMES[claim] for claim in claims if claim in CLAIM_NAMES]
+                     for scope, claims in SCOPE_CLAIMS.items()}
+
 
 def parse_claims_request(raw: str | None) -> dict[str, dict[str, Any]] | None:
     """Validate the ``claims`` parameter: a JSON object with optional userinfo/id_token members."""

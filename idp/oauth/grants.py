@@ -41,7 +41,7 @@ class ConsentCheckedTokens:
                        expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
         client: Client = self.request.client  # type: ignore[attr-defined]
         try:
-            allowed = consented_scopes(db(), user.id, client.agency_id, scope.split())
+            allowed = allowed_scopes(client, user.id, scope.split())
         except ConsentMissing:
             raise InvalidGrantError("The citizen's consent for this service has ended.") from None
         include = include_refresh_token and "offline_access" in allowed and client.check_grant_type("refresh_token")
@@ -49,6 +49,13 @@ class ConsentCheckedTokens:
             user=user, scope=" ".join(sorted(allowed)), grant_type=grant_type,
             expires_in=expires_in, include_refresh_token=include,
         )
+
+
+def allowed_scopes(client: Client, account_id: str, requested: list[str]) -> set[str]:
+    """What may be issued: the citizen's consent, or (statutory basis) the client's registered scopes."""
+    if client.statutory_basis:
+        return set(client.get_allowed_scope(" ".join(requested)).split())
+    return consented_scopes(db(), account_id, client.agency_id, requested)
 
 
 class AuthorizationCodeGrant(ConsentCheckedTokens, grants.AuthorizationCodeGrant):
@@ -60,7 +67,7 @@ class AuthorizationCodeGrant(ConsentCheckedTokens, grants.AuthorizationCodeGrant
         data = request.payload.data
         settings = services().settings
         now = utcnow()
-        granted = consented_scopes(db(), request.user.id, request.client.agency_id, request.scope.split())
+        granted = allowed_scopes(request.client, request.user.id, request.scope.split())
         db().add(AuthorizationCode(
             code_hash=token_hash(code), client_id=request.client.client_id, account_id=request.user.id,
             session_id=login.id, redirect_uri=request.payload.redirect_uri, scope=" ".join(sorted(granted)),

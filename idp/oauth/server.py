@@ -14,6 +14,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoi
 from authlib.oauth2.rfc9207 import IssuerParameter as _IssuerParameter
 from flask import request as flask_request
 
+from idp.consent_ledger import ledger, record_disclosure
 from idp.db import utcnow
 from idp.login_sessions import record_participant
 from idp.models import AccessToken, Client, RefreshToken
@@ -78,6 +79,8 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         family, refresh_scope = old.family, old.scope  # RFC 6749 §6: same scope as the old token
     session.flush()
     record_tokens(session, settings, family, claims, token.get("refresh_token"), refresh_scope)
+    # consent-ledger.md: the disclosure is logged in the transaction that issues the token.
+    record_disclosure(session, ledger(), request.client, family.account_id, token["scope"])
 
 
 class IssuerParameter(_IssuerParameter):

@@ -7,6 +7,7 @@ Every page is also watched for CSP violations, script errors and static files th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -112,6 +113,14 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, database_url: str,
     yield from start_server("127.0.0.1", tmp_path_factory.mktemp("live"), database_url, settings)
 
 
+@pytest.fixture(scope="session")
+def localhost_server(tmp_path_factory: pytest.TempPathFactory, database_url: str,
+                     settings: Settings) -> Iterator[LiveServer]:
+    """Issuer ``http://localhost:<port>``, for passkeys: the RP ID is the issuer's host, and
+    browsers refuse an IP address as an RP ID (WebAuthn L3 §5.1.3 step 8, "valid domain")."""
+    yield from start_server("localhost", tmp_path_factory.mktemp("live-localhost"), database_url, settings)
+
+
 # --- the browser ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
@@ -168,18 +177,22 @@ def open_context(chromium: Browser, server: LiveServer, **options: object) -> Br
     return context
 
 
-@pytest.fixture
-def page_problems() -> PageProblems:
-    return PageProblems()
+@contextlib.contextmanager
+def browser_page(chromium: Browser, server: LiveServer, **options: object) -> Iterator[Page]:
+    """A fresh browser (no cookies) on the server; fails on CSP violations, script errors or
+    static files that did not load."""
+    problems = PageProblems()
+    context = open_context(chromium, server, **options)
+    try:
+        page = context.new_page()
+        problems.watch(page)
+        yield page
+    finally:
+        context.close()
+    assert not problems.found, "\n".join(problems.found)
 
 
 @pytest.fixture
-def page(chromium: Browser, live_server: LiveServer, page_problems: PageProblems) -> Iterator[Page]:
-    """A fresh browser (no cookies) on the live server; fails the test on CSP violations,
-    script errors or static files that did not load."""
-    context = open_context(chromium, live_server)
-    page = context.new_page()
-    page_problems.watch(page)
-    yield page
-    context.close()
-    assert not page_problems.found, "\n".join(page_problems.found)
+def page(chromium: Browser, live_server: LiveServer) -> Iterator[Page]:
+    with browser_page(chromium, live_server) as page:
+        yield page

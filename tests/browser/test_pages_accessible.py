@@ -11,7 +11,7 @@ from pathlib import Path
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.axe import assert_accessible
-from tests.browser.conftest import PASSWORD, LiveServer, PageProblems, open_context
+from tests.browser.conftest import PASSWORD, LiveServer, browser_page
 from tests.browser.relying_party import authorization_request, returned_code
 
 SHOTS = Path("/tmp/shots")
@@ -25,7 +25,7 @@ def screenshot(page: Page, name: str) -> None:
 def sign_in(page: Page, email: str, password: str) -> None:
     page.get_by_label("Email address").fill(email)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name="Continue", exact=True).click()
 
 
 def test_sign_in_consent_and_sign_out_pages_have_no_accessibility_violations(page: Page,
@@ -107,12 +107,8 @@ def test_the_govuk_font_and_images_load_from_the_static_route(page: Page) -> Non
     expect(crest).to_be_visible()  # its crest image comes from the stylesheet's url(), checked by PageProblems
 
 
-def test_signing_in_and_consenting_work_without_javascript(chromium: Browser, live_server: LiveServer,
-                                                           page_problems: PageProblems) -> None:
-    context = open_context(chromium, live_server, java_script_enabled=False)
-    page = context.new_page()
-    page_problems.watch(page)
-    try:
+def test_signing_in_and_consenting_work_without_javascript(chromium: Browser, live_server: LiveServer) -> None:
+    with browser_page(chromium, live_server, java_script_enabled=False) as page:
         email = live_server.create_citizen()
         request = authorization_request(live_server)
         page.goto(request.url)
@@ -121,6 +117,3 @@ def test_signing_in_and_consenting_work_without_javascript(chromium: Browser, li
         page.get_by_label("Your email address").uncheck()
         page.get_by_role("button", name="Allow", exact=True).click()
         returned_code(live_server, page, request)
-    finally:
-        context.close()
-    assert not page_problems.found, "\n".join(page_problems.found)

@@ -7,6 +7,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from consent.consents import consented_scopes, find_consent, record_decision, undecided_scopes
+from consent.ledger import Ledger
 from idp.models import Account, Agency
 from tests.conftest import make_client
 from tests.idp import flows
@@ -65,9 +66,11 @@ def test_decision_must_be_explicit(client: FlaskClient, rp: RegisteredClient, si
     assert _first_stop(client, rp).startswith("/consent/")
 
 
-def test_record_decision_merges_grants_and_denials(db_session: Session, agency: Agency, citizen: Account) -> None:
-    record_decision(db_session, citizen.id, agency.id, granted={"email"}, denied={"phone"})
-    record_decision(db_session, citizen.id, agency.id, granted={"phone"}, denied=set())
+def test_record_decision_merges_grants_and_denials(db_session: Session, agency: Agency, citizen: Account,
+                                                   ledger: Ledger) -> None:
+    record_decision(db_session, citizen.id, agency.id, granted={"email"}, denied={"phone"}, ledger=ledger,
+                    client_id="c")
+    record_decision(db_session, citizen.id, agency.id, granted={"phone"}, denied=set(), ledger=ledger, client_id="c")
     consent = find_consent(db_session, citizen.id, agency.id)
     assert consent is not None and consent.granted == {"email", "phone"} and consent.denied == set()
     assert undecided_scopes(consent, ["openid", "email", "profile"]) == {"profile"}

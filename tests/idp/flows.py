@@ -155,3 +155,8 @@ def tokens_for(client: FlaskClient, rp: RegisteredClient, **extra: str) -> dict[
     response = exchange_code(client, rp, result["code"], challenge.verifier)
     assert response.status_code == 200, response.get_json()
     return response.get_json() | {"nonce": result["nonce"]}  # type: ignore[no-any-return]
+
+
+def sign_in_fails(client: FlaskClient, email: str, password: str) -> bool:
+    response = client.post("/signin", data={"email": email, "password": password, "csrf_token": csrf_token(client)})
+    return response.status_code in (400, 429)

@@ -3,6 +3,7 @@ never sent twice, readable in development."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from collections.abc import Iterator
@@ -12,16 +13,18 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from click.testing import CliRunner
+from flask.testing import FlaskClient
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from idp.app import build_services
+from idp.app import build_services, create_app
 from idp.cli import main
 from idp.config import Settings
 from idp.db import utcnow
 from idp.mail import SmtpSender, send_code
 from idp.models import OutboxMessage
 from idp.outbox import MAX_ATTEMPTS, DeliveryError, deliver_due, queue_email
+from idp.services import Services
 
 
 class Inbox:
@@ -115,3 +118,16 @@ def test_worker_once_delivers_and_outbox_list_reads_messages(tmp_path: Path, smt
     assert json.loads(result.stdout.splitlines()[-1])["sent"] == 1
     assert "654321" in inbox.messages[0].get_payload()
     services.engine.dispose()
+
+
+def test_development_outbox_page_shows_messages(client: FlaskClient, db_session: Session) -> None:
+    send_code(db_session, to="dev@example.com", code="424242", purpose="signup")
+    db_session.commit()
+    page = client.get("/dev/outbox", query_string={"to": "dev@example.com"}).get_data(as_text=True)
+    assert "424242" in page
+
+
+def test_the_outbox_page_does_not_exist_in_production(settings: Settings, base_services: Services) -> None:
+    production = dataclasses.replace(settings, env="production")
+    app = create_app(production, services=dataclasses.replace(base_services, settings=production))
+    assert app.test_client().get("/dev/outbox").status_code == 404

@@ -1,0 +1,63 @@
+"""One-time email codes (sign-in.md: 6 digits, 10 minutes, 5 attempts), stored only as hashes."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from idp.db import utcnow
+from idp.models import EmailChallenge
+
+LIFETIME = dt.timedelta(minutes=10)
+MAX_ATTEMPTS = 5
+WRONG_CODE = "Enter the 6-digit code from the email, or request a new one"
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeCheck:
+    ok: bool
+    message: str | None = None  # shown to the citizen when not ok
+    exhausted: bool = False  # a new code is needed
+
+
+def _hash(challenge_id: str, code: str) -> str:
+    # Salted with the challenge id, so equal codes of two challenges hash differently.
+    return hashlib.sha256(f"{challenge_id}:{code}".encode()).hexdigest()
+
+
+def issue_code(session: Session, *, purpose: str, email: str, account_id: str | None) -> tuple[EmailChallenge, str]:
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    challenge = EmailChallenge(purpose=purpose, email=email, account_id=account_id,
+                               expires_at=utcnow() + LIFETIME, code_hash="")
+    session.add(challenge)
+    session.flush()
+    challenge.code_hash = _hash(challenge.id, code)
+    return challenge, code
+
+
+def check_code(session: Session, challenge: EmailChallenge, code: str) -> CodeCheck:
+    """Count the attempt first (atomically), then compare in constant time."""
+    if challenge.verified_at is not None or challenge.consumed_at is not None:
+        return CodeCheck(False, "This code has already been used. Request a new code", exhausted=True)
+    if challenge.expires_at <= utcnow():
+        return CodeCheck(False, "This code has expired. Request a new code", exhausted=True)
+    counted = session.execute(
+        update(EmailChallenge)
+        .where(EmailChallenge.id == challenge.id, EmailChallenge.attempts < MAX_ATTEMPTS)
+        .values(attempts=EmailChallenge.attempts + 1)
+    )
+    if counted.rowcount != 1:  # type: ignore[attr-defined]
+        return CodeCheck(False, "You have entered the wrong code too many times. Request a new code",
+                         exhausted=True)
+    digits = code.strip().replace(" ", "")
+    if not (len(digits) == 6 and digits.isdigit() and hmac.compare_digest(challenge.code_hash,
+                                                                         _hash(challenge.id, digits))):
+        return CodeCheck(False, WRONG_CODE)
+    challenge.verified_at = utcnow()
+    return CodeCheck(True)

@@ -1,0 +1,82 @@
+"""gunicorn settings for production nodes: ``gunicorn -c python:idp.gunicorn_conf idp.wsgi:app``.
+
+Any setting can be overridden on the command line (``--bind``, ``--workers``, ``--threads``)
+or in ``GUNICORN_CMD_ARGS``. The service itself is configured by ``IDP_*`` variables only
+(``idp/config.py``); docs/deploy.md explains the choices below.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from gunicorn import glogging
+
+# prometheus-client sums every worker's metrics from files in this folder (its own variable,
+# read when prometheus_client is first imported: so before anything imports it).
+_OWN_METRICS_DIR = None
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _OWN_METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="idp-metrics-")
+
+from prometheus_client import multiprocess  # noqa: E402
+
+from idp.logs import JsonFormatter  # noqa: E402
+
+bind = "0.0.0.0:8000"
+# The work is CPU-bound Python (signing, verifying, SQL): a process per core for parallelism,
+# plus threads to overlap database round trips. Measured in bench/http.
+workers = multiprocessing.cpu_count() * 2
+worker_class = "gthread"
+threads = 4
+# Longer than the load balancer's idle timeout, so the balancer, not us, closes idle connections.
+keepalive = 75
+timeout = 30
+graceful_timeout = 25
+# Recycle workers now and then, staggered, so slow leaks cannot build up.
+max_requests = 20_000
+max_requests_jitter = 2_000
+# Build the app once in the master: a configuration error stops the node before it forks.
+preload_app = True
+# Several nodes may share a host (and the tests run two): no shared control socket.
+control_socket_disable = True
+
+# The application writes one JSON line per request (idp.access) with its request id and the
+# path without the query string. gunicorn's own access log is off; if an operator turns it on
+# (--access-logfile -), this format also leaves the query string (codes, states, hints) out.
+accesslog = None
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(D)sus request_id=%({x-request-id}o)s'
+
+
+class JsonLogger(glogging.Logger):
+    """gunicorn's own messages as JSON lines, like the application's."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(JsonFormatter())
+
+
+logger_class = JsonLogger
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    # Connections must never be shared across fork; the preloaded app opened none, but be sure.
+    server.app.wsgi().extensions["idp"].engine.dispose(close=False)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)
+
+
+def worker_abort(worker: Any) -> None:
+    logging.getLogger("gunicorn.error").error("worker timed out", extra={"pid": worker.pid})

@@ -1,0 +1,115 @@
+"""Structured JSON logs with a request id, and a safety net that keeps secrets out of them.
+
+Every line on stderr is one JSON object: ``time``, ``level``, ``logger``, ``message``,
+``request_id`` (inside a request) and any ``extra`` fields. Each request ends with one
+``idp.access`` line carrying the path **without** its query string (codes, states and
+hints travel there). Callers never log secrets in the first place; :func:`redact` is the
+second line of defence for what slips through (security.md "Secrets and data").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+from flask import Flask, Response, g, has_request_context, request
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")  # an LB's id, if sane; never log-injectable
+
+_JWT = re.compile(r"\beyJ[\w-]*\.[\w-]+\.[\w-]*")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_AUTHORIZATION = re.compile(r"(?i)\b(bearer|basic)\s+[\w.~+/=-]+")
+_SENSITIVE_PARAMS = (
+    "code|state|nonce|token|access_token|refresh_token|id_token|id_token_hint|login_hint|client_secret"
+    "|client_assertion|code_verifier|code_challenge|password|interaction|registration_access_token"
+)
+_PARAM = re.compile(rf"(?i)\b({_SENSITIVE_PARAMS})=[^&\s\"']*")
+_ITEM = re.compile(rf"""(?i)(['"](?:{_SENSITIVE_PARAMS})['"]\s*:\s*['"])[^'"]*""")  # a dict's repr or JSON
+
+# Attributes every LogRecord has; anything else on a record came from ``extra``.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id"}
+
+
+def redact(text: str) -> str:
+    text = _JWT.sub("[jwt]", text)
+    text = _AUTHORIZATION.sub(r"\1 [redacted]", text)
+    text = _PARAM.sub(r"\1=[redacted]", text)
+    text = _ITEM.sub(r"\1[redacted]", text)
+    return _EMAIL.sub("[email]", text)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; strings are passed through :func:`redact`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        request_id = getattr(record, "request_id", None) or _current_request_id()
+        if request_id:
+            entry["request_id"] = request_id
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = redact(value) if isinstance(value, str) else value
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str, separators=(",", ":"))
+
+
+def _current_request_id() -> str | None:
+    return g.get("request_id") if has_request_context() else None
+
+
+def configure_logging(level: str) -> None:
+    """Send every logger's records to stderr as JSON (once per process)."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    if not any(getattr(handler, "_idp_json", False) for handler in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        handler._idp_json = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    # The development server's own request lines repeat ours, with the query string.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # Libraries that log what we must not, whatever IDP_LOG_LEVEL says: SQLAlchemy result rows
+    # (personal data) and Authlib's "Issue token {...}" (tokens) at DEBUG.
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    logging.getLogger("authlib").setLevel(logging.INFO)
+
+
+access_log = logging.getLogger("idp.access")
+
+
+def start_request() -> None:
+    g.request_started = time.perf_counter()
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(8)
+
+
+def finish_request(response: Response) -> Response:
+    response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info("request", extra={
+            "request_id": g.get("request_id"), "method": request.method, "path": request.path, "endpoint": request.endpoint,
+            "status": response.status_code, "duration_ms": round(request_duration() * 1000, 2),
+        })
+    return response
+
+
+def request_duration() -> float:
+    return time.perf_counter() - g.get("request_started", time.perf_counter())
+
+
+def init_request_logging(app: Flask) -> None:
+    """Registered first, so the request id exists before any other hook can log or fail."""
+    app.before_request(start_request)
+    app.after_request(finish_request)

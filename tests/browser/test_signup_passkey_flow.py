@@ -1,0 +1,118 @@
+"""A citizen's first visit, in Chromium with a virtual passkey authenticator (DevTools WebAuthn).
+
+sign up → the code from the development outbox → details → add a passkey → sign out →
+usernameless passkey sign-in for an agency asking ``acr_values=Cl.Cm`` → consent → the ID token
+says ``acr`` ``Cl.Cm``. axe-core checks every page on the way (WCAG 2.2 AA).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, CDPSession, Page, expect
+
+from tests.browser.axe import assert_accessible
+from tests.browser.conftest import PASSWORD, LiveServer, browser_page
+from tests.browser.relying_party import authorization_request, id_token_claims, returned_code
+
+CODE = re.compile(r"\b(\d{6})\b")
+
+
+@pytest.fixture
+def page(chromium: Browser, localhost_server: LiveServer) -> Iterator[Page]:
+    with browser_page(chromium, localhost_server) as page:
+        yield page
+
+
+def add_virtual_authenticator(page: Page) -> tuple[CDPSession, str]:
+    """A platform authenticator that holds discoverable credentials and verifies the user."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable", {"enableUI": False})
+    added = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True, "hasUserVerification": True,
+        "isUserVerified": True, "automaticPresenceSimulation": True,
+    }})
+    return cdp, added["authenticatorId"]
+
+
+def on_page(page: Page, heading: str) -> None:
+    """The page a person would see next, checked by axe."""
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+    assert_accessible(page)
+
+
+def emailed_code(page: Page, email: str) -> str:
+    """Read the code as a developer would: the development outbox page."""
+    page.goto(f"/dev/outbox?to={email}")
+    on_page(page, "Outbox")
+    body = page.locator("[data-outbox-body]").first.inner_text()
+    match = CODE.search(body)
+    assert match, body
+    return match.group(1)
+
+
+def sign_up(page: Page, email: str) -> None:
+    page.goto("/signin")
+    on_page(page, "Sign in")
+    page.locator("#create-account").click()
+    on_page(page, "Create your account")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Continue", exact=True).click()
+    on_page(page, "Check your email")
+    check_email = page.url
+
+    code = emailed_code(page, email)
+    page.goto(check_email)
+    page.get_by_label("Security code").fill(code)
+    page.get_by_role("button", name="Continue", exact=True).click()
+
+    on_page(page, "Your details")
+    page.get_by_label("First name").fill("Grace")
+    page.get_by_label("Last name").fill("Hopper")
+    page.get_by_label("With a password").check()
+    page.get_by_label("Password", exact=True).fill(PASSWORD + " " + secrets.token_hex(4))
+    page.get_by_role("button", name="Create account").click()
+    on_page(page, "Your account has been created")
+
+
+def add_passkey(page: Page, cdp: CDPSession, authenticator: str) -> None:
+    page.locator("#add-passkey").click()
+    on_page(page, "Add a passkey")
+    page.get_by_label("Name for this passkey (optional)").fill("Virtual authenticator")
+    page.locator("#passkey-register").click()
+    page.wait_for_url(lambda url: "/passkeys/add" not in url)
+    assert_accessible(page)
+    (credential,) = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
+    assert credential["isResidentCredential"] is True
+
+
+def sign_out(page: Page) -> None:
+    page.goto("/signout")
+    on_page(page, "Sign out")
+    page.get_by_role("button", name="Sign out").click()
+    on_page(page, "You have signed out")
+
+
+def test_sign_up_add_a_passkey_then_sign_in_with_it_alone_at_cl_cm(page: Page, localhost_server: LiveServer) -> None:
+    server = localhost_server
+    cdp, authenticator = add_virtual_authenticator(page)
+    email = f"passkey-{secrets.token_hex(6)}@example.com"
+
+    sign_up(page, email)
+    add_passkey(page, cdp, authenticator)
+    sign_out(page)
+
+    request = authorization_request(server, acr_values="Cl.Cm")
+    page.goto(request.url)
+    on_page(page, "Sign in")
+    page.locator("#passkey-signin").click()  # no email typed: the passkey names the account
+    on_page(page, "Share your details with Browser Test Agency")
+    page.get_by_role("button", name="Allow", exact=True).click()
+    code = returned_code(server, page, request)
+
+    claims = id_token_claims(server, code, request)
+    assert claims["acr"] == "Cl.Cm", claims
+    assert "pwd" not in claims["amr"], claims  # the passkey alone

@@ -1,0 +1,41 @@
+"""Fixtures of the consent domain: the service's ledger, and a ledger with its own in-memory key."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy.orm import Session
+
+from consent.ledger import Ledger
+from idp.config import Settings
+from idp.consent_ledger import ledger_for
+from idp.services import Services
+from keys.jwk import public_jwk_members, thumbprint
+
+
+@pytest.fixture
+def ledger(settings: Settings, base_services: Services) -> Ledger:
+    return ledger_for(settings, base_services.keyring)
+
+
+@dataclasses.dataclass
+class MemoryKey:
+    kid: str
+    private_key: Ed25519PrivateKey
+
+
+class MemoryKeys:
+    """A ledger key held in memory: for ledgers outside the app (concurrency tests, the benchmark)."""
+
+    def __init__(self) -> None:
+        private = Ed25519PrivateKey.generate()
+        self.key = MemoryKey(thumbprint(public_jwk_members(private.public_key())), private)
+
+    def ledger_signing_key(self, session: Session) -> Any:
+        return self.key
+
+    def ledger_public_keys(self, session: Session) -> dict[str, Ed25519PublicKey]:
+        return {self.key.kid: self.key.private_key.public_key()}

@@ -1,0 +1,75 @@
+"""Throttling failed sign-ins per email and per network, the same for unknown and known emails."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from idp.models import Account, OutboxMessage, ThrottleCounter
+from idp.throttle import FREE_FAILURES, LOCK_AT, RedisThrottle, email_key, wait_after
+from tests.conftest import CITIZEN_PASSWORD
+from tests.idp import flows
+
+
+def _attempt(client: FlaskClient, email: str, password: str) -> int:
+    data = {"email": email, "password": password, "csrf_token": flows.csrf_token(client)}
+    return client.post("/signin", data=data).status_code
+
+
+def test_repeated_failures_pause_sign_in_even_with_the_right_password(client: FlaskClient,
+                                                                      citizen: Account) -> None:
+    statuses = [_attempt(client, citizen.email, "wrong password!") for _ in range(FREE_FAILURES["email"] + 1)]
+    assert statuses[:FREE_FAILURES["email"]] == [400] * FREE_FAILURES["email"]
+    assert _attempt(client, citizen.email, CITIZEN_PASSWORD) == 429
+
+
+def test_unknown_and_known_emails_are_throttled_alike(client: FlaskClient, citizen: Account) -> None:
+    known = [_attempt(client, citizen.email, "wrong password!") for _ in range(7)]
+    unknown = [_attempt(client, "stranger@example.com", "wrong password!") for _ in range(7)]
+    assert known == unknown
+
+
+def test_the_owner_is_emailed_once_when_sign_in_is_locked(client: FlaskClient, db_session: Session,
+                                                          citizen: Account) -> None:
+    for _ in range(LOCK_AT):
+        db_session.execute(update(ThrottleCounter).values(blocked_until=None))  # skip each pause, keep the count
+        db_session.commit()
+        _attempt(client, citizen.email, "wrong password!")
+    mails = db_session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == citizen.email)).all()
+    assert any("paused" in (mail.subject or "") for mail in mails)
+
+
+def test_backoff_doubles_up_to_a_ceiling() -> None:
+    free = FREE_FAILURES["email"]
+    assert wait_after("email", free - 1) == dt.timedelta(0)
+    assert wait_after("email", free + 1) == 2 * wait_after("email", free)
+    assert wait_after("email", 100) == dt.timedelta(minutes=15)
+
+
+@pytest.fixture
+def redis_client():  # type: ignore[no-untyped-def]
+    client = redis.Redis(host="127.0.0.1", port=6379, db=15, socket_connect_timeout=0.5)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+def test_redis_throttle_applies_the_same_policy(redis_client: redis.Redis) -> None:
+    throttle = RedisThrottle(redis_client)
+    key = email_key("someone@example.com")
+    for _ in range(FREE_FAILURES["email"] - 1):
+        throttle.record_failure(key)
+    assert throttle.blocked_for(key) is None
+    throttle.record_failure(key)
+    assert throttle.blocked_for(key) is not None
+    throttle.reset(key)
+    assert throttle.blocked_for(key) is None
