@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import re
 
+from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from idp.db import utcnow
+from idp.mail import SmtpSender
 from idp.models import Account, EmailChallenge, LoginSession, OutboxMessage
+from idp.outbox import deliver_due
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 from tests.idp.flows import RegisteredClient
+from tests.idp.test_outbox import Inbox
+from tests.idp.test_outbox import _free_port as free_port
 
 NEW_PASSWORD = "a much longer new passphrase"
 
@@ -119,3 +124,19 @@ def test_sign_up_from_an_agency_continues_to_the_agency(client: FlaskClient, db_
 
 def test_signing_in_needs_the_new_password(client: FlaskClient, citizen: Account) -> None:
     assert flows.sign_in(client, citizen.email, CITIZEN_PASSWORD).status_code == 302
+
+
+def test_the_code_arrives_by_real_smtp_and_verifies(client: FlaskClient, db_session: Session,
+                                                    test_sessions: sessionmaker[Session]) -> None:
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        _post(client, "/signup", {"email": "smtp-user@example.com"})
+        sender = SmtpSender(f"smtp://127.0.0.1:{controller.port}", "IdP <no-reply@example.gov>")
+        assert deliver_due(test_sessions, {"email": sender}).sent == 1
+    finally:
+        controller.stop()
+    [mail] = inbox.messages
+    code = re.search(r"\b(\d{6})\b", mail.get_payload()).group(1)  # type: ignore[union-attr]
+    assert _post(client, "/signup/code", {"code": code}).headers["Location"].endswith("/signup/details")
