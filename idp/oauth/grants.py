@@ -20,15 +20,17 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
 from authlib.oidc.core.grants.util import validate_nonce
 from authlib.oidc.core.util import create_half_hash
+from flask import g
 from sqlalchemy import select, update
 
 from consent.consents import consented_scopes
-from consent.errors import ConsentMissing
+from consent.errors import ConsentMissing, NotAllowedToAct
+from idp.acting import acting_claims, current_grant, grant_for
 from idp.db import utcnow
 from idp.login_sessions import current_session
 from idp.models import Account, AuthorizationCode, Client, LoginSession, RefreshToken
 from idp.oauth.claims import parse_claims_request, released_claims
-from idp.oauth.tokens import claim_refresh_token, revoke_family, token_hash
+from idp.oauth.tokens import claim_refresh_token, lock_family, revoke_family, token_hash
 from idp.services import db, services
 
 AUTH_METHODS = ["private_key_jwt", "client_secret_basic", "client_secret_post", "none"]
@@ -40,15 +42,31 @@ class ConsentCheckedTokens:
     def generate_token(self, user: Account, scope: str, grant_type: str | None = None,
                        expires_in: int | None = None, include_refresh_token: bool = True) -> dict[str, Any]:
         client: Client = self.request.client  # type: ignore[attr-defined]
+        acting = _acting_under(self.request)  # type: ignore[attr-defined]
         try:
-            allowed = allowed_scopes(client, user.id, scope.split())
+            if acting is None:
+                allowed = allowed_scopes(client, user.id, scope.split())
+            else:  # delegation.md "Rules": the delegation is re-checked at every issuance and refresh
+                allowed = set(grant_for(db(), client, acting[0], acting[1], scope.split()).scopes)
         except ConsentMissing:
             raise InvalidGrantError("The citizen's consent for this service has ended.") from None
+        except NotAllowedToAct:
+            raise InvalidGrantError("The delegation these tokens were issued under has ended.") from None
+        g.acting_claims = acting_claims(db(), client, acting[0]) if acting else None
         include = include_refresh_token and "offline_access" in allowed and client.check_grant_type("refresh_token")
         return super().generate_token(  # type: ignore[misc, no-any-return]
             user=user, scope=" ".join(sorted(allowed)), grant_type=grant_type,
             expires_in=expires_in, include_refresh_token=include,
         )
+
+
+def _acting_under(request: Any) -> tuple[str, str] | None:
+    """(delegation id, actor account id) of the code or refresh token being redeemed, if acting."""
+    record = request.authorization_code or getattr(request, "refresh_token", None)
+    source = record if isinstance(record, AuthorizationCode) else getattr(record, "family", None)
+    if source is None or source.delegation_id is None or source.actor_account_id is None:
+        return None
+    return source.delegation_id, source.actor_account_id
 
 
 def allowed_scopes(client: Client, account_id: str, requested: list[str]) -> set[str]:
@@ -67,8 +85,14 @@ class AuthorizationCodeGrant(ConsentCheckedTokens, grants.AuthorizationCodeGrant
         data = request.payload.data
         settings = services().settings
         now = utcnow()
-        granted = allowed_scopes(request.client, request.user.id, request.scope.split())
+        acting = current_grant()
+        if acting is None:
+            granted = allowed_scopes(request.client, request.user.id, request.scope.split())
+        else:
+            granted = set(acting.scopes)
         db().add(AuthorizationCode(
+            delegation_id=acting.delegation.id if acting else None,
+            actor_account_id=acting.actors[0] if acting else None,
             code_hash=token_hash(code), client_id=request.client.client_id, account_id=request.user.id,
             session_id=login.id, redirect_uri=request.payload.redirect_uri, scope=" ".join(sorted(granted)),
             nonce=data.get("nonce"), code_challenge=data["code_challenge"],
@@ -118,6 +142,10 @@ class RefreshTokenGrant(ConsentCheckedTokens, grants.RefreshTokenGrant):
         if record is None or not record.check_client(client):
             return None
         self._validate_token_scope(record)  # before the token is spent, so a bad scope costs nothing
+        # Everything that changes a family takes its row lock first, so concurrent refreshes and
+        # reuse revocations queue up instead of deadlocking on each other's token rows.
+        lock_family(session, record.family_id)
+        session.refresh(record)
         if record.used_at is not None or not claim_refresh_token(session, record):
             revoke_family(session, record.family_id, "refresh_token_reused")
             return None
@@ -189,6 +217,7 @@ class OpenIDCode(_OpenIDCode):
         claims["at_hash"] = create_half_hash(token["access_token"], alg).decode()  # OIDC Core §3.1.3.6
         requested = (code.claims_request or {}).get("id_token")
         claims |= released_claims(request.user, set(token["scope"].split()), by_scope=False, requested=requested)
+        claims |= acting_claims(db(), client, code.delegation_id)  # delegation.md "What agencies receive"
         return keyring.sign_jwt(db(), claims, alg=alg)
 
 

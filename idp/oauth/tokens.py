@@ -12,8 +12,9 @@ import secrets
 import uuid
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
+from consent.acting import still_in_force
 from idp.config import Settings
 from idp.db import utcnow
 from idp.models import AccessToken, Account, Client, RefreshToken, TokenFamily
@@ -28,8 +29,8 @@ def token_hash(value: str) -> str:
 
 
 def encode_access_token(keyring: Keyring, session: Session, settings: Settings,
-                        client: Client, account: Account, scope: str) -> str:
-    """RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti, scope."""
+                        client: Client, account: Account, scope: str, extra: dict | None = None) -> str:
+    """RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti, scope (+ ``act``, ``delegation``)."""
     now = int(utcnow().timestamp())
     claims = {
         "iss": settings.issuer,
@@ -40,7 +41,7 @@ def encode_access_token(keyring: Keyring, session: Session, settings: Settings,
         "jti": secrets.token_urlsafe(32),
         "iat": now,
         "exp": now + settings.access_token_ttl,
-    }
+    } | (extra or {})
     return keyring.sign_jwt(session, claims, alg="ES256", typ=ACCESS_TOKEN_TYP)
 
 
@@ -59,11 +60,13 @@ def new_refresh_token() -> str:
 
 def start_family(session: Session, settings: Settings, *, client_id: str, account_id: str,
                  session_id: str | None, scope: str, claims_request: dict | None,
-                 auth_time: dt.datetime, acr: str, amr: list[str]) -> TokenFamily:
+                 auth_time: dt.datetime, acr: str, amr: list[str], delegation_id: str | None = None,
+                 actor_account_id: str | None = None) -> TokenFamily:
     now = utcnow()
     family = TokenFamily(
         id=str(uuid.uuid4()), client_id=client_id, account_id=account_id, session_id=session_id, scope=scope,
         claims_request=claims_request, auth_time=auth_time, acr=acr, amr=amr, created_at=now,
+        delegation_id=delegation_id, actor_account_id=actor_account_id,
         absolute_expires_at=now + dt.timedelta(seconds=settings.refresh_absolute_ttl),
     )
     session.add(family)
@@ -85,7 +88,14 @@ def record_tokens(session: Session, settings: Settings, family: TokenFamily, acc
         ))
 
 
+def lock_family(session: Session, family_id: str) -> None:
+    """Take the family's row lock (PostgreSQL; SQLite already serialises writers)."""
+    session.execute(select(TokenFamily.id).where(TokenFamily.id == family_id).with_for_update())
+
+
 def revoke_family(session: Session, family_id: str, reason: str) -> None:
+    """Revoke the family and every token in it; the family row is locked first (see lock_family)."""
+    lock_family(session, family_id)
     now = utcnow()
     session.execute(
         update(TokenFamily).where(TokenFamily.id == family_id, TokenFamily.revoked_at.is_(None))
@@ -127,7 +137,16 @@ def is_live(record: AccessToken) -> bool:
         and family.revoked_at is None
         and record.expires_at > utcnow()
         and family.account.status == "active"
+        and delegation_holds(family)
     )
+
+
+def delegation_holds(family: TokenFamily) -> bool:
+    """delegation.md: tokens issued under a delegation die with it, even before the tick runs."""
+    if family.delegation_id is None:
+        return True
+    session = object_session(family)
+    return session is not None and still_in_force(session, family.delegation_id)
 
 
 def claim_refresh_token(session: Session, record: RefreshToken) -> bool:
