@@ -31,3 +31,37 @@ class LedgerCorrupt(LedgerError):
 
 class LedgerKeyMissing(LedgerError):
     """There is no current ledger signing key (run ``Keyring.ensure``)."""
+
+
+class DelegationError(ConsentError):
+    """Base class for delegation errors; ``status`` is the HTTP status a page shows it with."""
+
+    status = 400
+
+
+class DelegationInvalid(DelegationError):
+    """The terms break a rule of delegation.md (self-delegation, a past end date, a widening, ...)."""
+
+
+class DelegationNotFound(DelegationError):
+    """No such delegation that this person may see (forged or foreign ids look the same)."""
+
+    status = 404
+
+
+class DelegationStateError(DelegationError):
+    """The transition is not allowed from the delegation's current status."""
+
+    status = 409
+
+
+class InvitationUnusable(DelegationError):
+    """An invitation link that is unknown, already used, or past its 7 days."""
+
+    status = 410
+
+
+class NotAllowedToAct(DelegationError):
+    """The signed-in person may not act for that principal with this client and these scopes."""
+
+    status = 403

@@ -33,6 +33,12 @@ class EventType(enum.StrEnum):
     DELEGATION_DECLINED = "delegation.declined"
     DELEGATION_REVOKED = "delegation.revoked"
     DELEGATION_EXPIRED = "delegation.expired"
+    # delegation.md "Every step is a ledger event": the steps beyond those consent-ledger.md lists.
+    DELEGATION_REQUESTED = "delegation.requested"
+    DELEGATION_CREATED = "delegation.created"  # by an operator (attorney) or a parent (dependent)
+    DELEGATION_SUSPENDED = "delegation.suspended"
+    DELEGATION_RESUMED = "delegation.resumed"
+    DELEGATION_RENEWED = "delegation.renewed"
     ACTED_ON_BEHALF = "acted_on_behalf"
     ACCOUNT_ERASED = "account.erased"
 
@@ -50,12 +56,20 @@ REQUIRED: Mapping[EventType, frozenset[str]] = {
     EventType.DELEGATION_DECLINED: _DELEGATION,
     EventType.DELEGATION_REVOKED: _DELEGATION,
     EventType.DELEGATION_EXPIRED: _DELEGATION,
+    EventType.DELEGATION_REQUESTED: _DELEGATION,
+    EventType.DELEGATION_CREATED: _DELEGATION,
+    EventType.DELEGATION_SUSPENDED: _DELEGATION,
+    EventType.DELEGATION_RESUMED: _DELEGATION,
+    EventType.DELEGATION_RENEWED: _DELEGATION,
     EventType.ACTED_ON_BEHALF: frozenset({"principal", "delegate", "delegation", "agency", "client"}),
     EventType.ACCOUNT_ERASED: frozenset({"subject"}),
 }
 OPTIONAL: Mapping[EventType, frozenset[str]] = {
     EventType.DISCLOSURE: frozenset({"legal_basis"}),  # the statutory basis, when basis = "statutory"
     EventType.DELEGATION_INVITED: frozenset({"scopes", "expires"}),
+    EventType.DELEGATION_REQUESTED: frozenset({"scopes", "expires"}),
+    EventType.DELEGATION_CREATED: frozenset({"scopes", "expires"}),
+    EventType.DELEGATION_RENEWED: frozenset({"expires"}),
 }
 
 

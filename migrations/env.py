@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-import consent.models  # noqa: F401  (register tables)
+import consent.delegation_models  # noqa: F401  (register tables)
+import consent.models  # noqa: F401
 import idp.models  # noqa: F401
 import keys.models  # noqa: F401
 from idp.db import Base, make_engine

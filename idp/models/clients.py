@@ -13,7 +13,7 @@ import secrets
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, LargeBinary, String
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, LargeBinary, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.db import Base, utcnow
@@ -85,6 +85,8 @@ class Client(Base):
     # The legal basis under which the agency holds the claims: set by the operator only; no
     # consent page is shown, and the ledger still records every disclosure.
     statutory_basis: Mapped[str | None] = mapped_column(String(500))
+    # delegation.md "What agencies receive": False means never send this client acting-for tokens.
+    delegation_supported: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+import consent.delegation_models  # noqa: F401  (delegations, which token families refer to)
 from idp.db import Base, utcnow
 from idp.models.accounts import Account
 from idp.models.clients import Client
@@ -38,8 +39,11 @@ class AuthorizationCode(Base):
     expires_at: Mapped[dt.datetime]
     redeemed_at: Mapped[dt.datetime | None]
     family_id: Mapped[str | None] = mapped_column(ForeignKey("token_families.id", ondelete="SET NULL"))
+    # delegation.md "Act": account_id is the principal served; the delegate acting is the actor.
+    delegation_id: Mapped[str | None] = mapped_column(ForeignKey("delegations.id", ondelete="SET NULL"))
+    actor_account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
 
-    account: Mapped[Account] = relationship(lazy="joined")
+    account: Mapped[Account] = relationship(lazy="joined", foreign_keys=[account_id])
 
     # --- Authlib AuthorizationCodeMixin ----------------------------------------------------
     def get_redirect_uri(self) -> str:
@@ -77,9 +81,13 @@ class TokenFamily(Base):
     absolute_expires_at: Mapped[dt.datetime]
     revoked_at: Mapped[dt.datetime | None]
     revoked_reason: Mapped[str | None] = mapped_column(String(40))
+    # delegation.md "Act": tokens for the principal (account_id) used by a delegate (the actor);
+    # revoking the delegation revokes these families, and every issuance re-checks it.
+    delegation_id: Mapped[str | None] = mapped_column(ForeignKey("delegations.id", ondelete="SET NULL"), index=True)
+    actor_account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
 
     client: Mapped[Client] = relationship(lazy="joined")
-    account: Mapped[Account] = relationship(lazy="joined")
+    account: Mapped[Account] = relationship(lazy="joined", foreign_keys=[account_id])
 
 
 class AccessToken(Base):
