@@ -11,6 +11,7 @@ from pathlib import Path
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.axe import assert_accessible
+from tests.browser.citizen import assert_error_summary_links_to_fields, sign_in
 from tests.browser.conftest import PASSWORD, LiveServer, browser_page
 from tests.browser.relying_party import authorization_request, returned_code
 
@@ -20,12 +21,6 @@ SHOTS = Path("/tmp/shots")
 def screenshot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def sign_in(page: Page, email: str, password: str) -> None:
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Continue", exact=True).click()
 
 
 def test_sign_in_consent_and_sign_out_pages_have_no_accessibility_violations(page: Page,
@@ -46,6 +41,7 @@ def test_sign_in_consent_and_sign_out_pages_have_no_accessibility_violations(pag
     expect(page.locator("#email")).to_have_attribute("aria-describedby", "email-error")
     expect(page.locator("#email")).to_have_class("govuk-input govuk-input--error")
     expect(page.locator("#password")).to_have_value("")  # never echoed back
+    assert_error_summary_links_to_fields(page)
     assert_accessible(page)
     screenshot(page, "signin-error")
     summary.get_by_role("link").click()

@@ -7,51 +7,21 @@ says ``acr`` ``Cl.Cm``. axe-core checks every page on the way (WCAG 2.2 AA).
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, CDPSession, Page, expect
+from playwright.sync_api import Browser, Page
 
-from tests.browser.axe import assert_accessible
+from tests.browser.citizen import VirtualAuthenticator, add_passkey, emailed_code, on_page, sign_out
 from tests.browser.conftest import PASSWORD, LiveServer, browser_page
 from tests.browser.relying_party import authorization_request, id_token_claims, returned_code
-
-CODE = re.compile(r"\b(\d{6})\b")
 
 
 @pytest.fixture
 def page(chromium: Browser, localhost_server: LiveServer) -> Iterator[Page]:
     with browser_page(chromium, localhost_server) as page:
         yield page
-
-
-def add_virtual_authenticator(page: Page) -> tuple[CDPSession, str]:
-    """A platform authenticator that holds discoverable credentials and verifies the user."""
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable", {"enableUI": False})
-    added = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
-        "protocol": "ctap2", "transport": "internal", "hasResidentKey": True, "hasUserVerification": True,
-        "isUserVerified": True, "automaticPresenceSimulation": True,
-    }})
-    return cdp, added["authenticatorId"]
-
-
-def on_page(page: Page, heading: str) -> None:
-    """The page a person would see next, checked by axe."""
-    expect(page.get_by_role("heading", level=1)).to_have_text(heading)
-    assert_accessible(page)
-
-
-def emailed_code(page: Page, email: str) -> str:
-    """Read the code as a developer would: the development outbox page."""
-    page.goto(f"/dev/outbox?to={email}")
-    on_page(page, "Outbox")
-    body = page.locator("[data-outbox-body]").first.inner_text()
-    match = CODE.search(body)
-    assert match, body
-    return match.group(1)
 
 
 def sign_up(page: Page, email: str) -> None:
@@ -78,31 +48,13 @@ def sign_up(page: Page, email: str) -> None:
     on_page(page, "Your account has been created")
 
 
-def add_passkey(page: Page, cdp: CDPSession, authenticator: str) -> None:
-    page.locator("#add-passkey").click()
-    on_page(page, "Add a passkey")
-    page.get_by_label("Name for this passkey (optional)").fill("Virtual authenticator")
-    page.locator("#passkey-register").click()
-    page.wait_for_url(lambda url: "/passkeys/add" not in url)
-    assert_accessible(page)
-    (credential,) = cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})["credentials"]
-    assert credential["isResidentCredential"] is True
-
-
-def sign_out(page: Page) -> None:
-    page.goto("/signout")
-    on_page(page, "Sign out")
-    page.get_by_role("button", name="Sign out").click()
-    on_page(page, "You have signed out")
-
-
 def test_sign_up_add_a_passkey_then_sign_in_with_it_alone_at_cl_cm(page: Page, localhost_server: LiveServer) -> None:
     server = localhost_server
-    cdp, authenticator = add_virtual_authenticator(page)
+    authenticator = VirtualAuthenticator.add(page)
     email = f"passkey-{secrets.token_hex(6)}@example.com"
 
     sign_up(page, email)
-    add_passkey(page, cdp, authenticator)
+    add_passkey(page, authenticator)
     sign_out(page)
 
     request = authorization_request(server, acr_values="Cl.Cm")
