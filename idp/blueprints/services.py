@@ -64,7 +64,8 @@ def withdraw(agency_id: str) -> Response:
     try:
         withdraw_consent(db(), account.id, agency_id[:36], ledger=ledger(), revoke_tokens=revoke_agency_tokens)
     except ConsentNotActive:
-        raise PageError("There is nothing to withdraw", "You are not sharing anything with that service.", 409) from None
+        message = "You are not sharing anything with that service."
+        raise PageError("There is nothing to withdraw", message, 409) from None
     db().commit()
     return redirect(url_for("services.connected", withdrawn=agency_id))
 

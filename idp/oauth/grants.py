@@ -22,15 +22,16 @@ from authlib.oidc.core.grants.util import validate_nonce
 from authlib.oidc.core.util import create_half_hash
 from flask import g
 from sqlalchemy import select, update
+from sqlalchemy.orm import contains_eager
 
 from consent.consents import consented_scopes
 from consent.errors import ConsentMissing, NotAllowedToAct
 from idp.acting import acting_claims, current_grant, grant_for
 from idp.db import utcnow
 from idp.login_sessions import current_session
-from idp.models import Account, AuthorizationCode, Client, LoginSession, RefreshToken
+from idp.models import Account, AuthorizationCode, Client, LoginSession, RefreshToken, TokenFamily
 from idp.oauth.claims import parse_claims_request, released_claims
-from idp.oauth.tokens import claim_refresh_token, lock_family, revoke_family, token_hash
+from idp.oauth.tokens import claim_refresh_token, revoke_family, token_hash
 from idp.services import db, services
 
 AUTH_METHODS = ["private_key_jwt", "client_secret_basic", "client_secret_post", "none"]
@@ -137,15 +138,16 @@ class RefreshTokenGrant(ConsentCheckedTokens, grants.RefreshTokenGrant):
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
         session = db()
-        record = session.get(RefreshToken, token_hash(refresh_token))
+        # Everything that changes a family takes its row lock first, so concurrent refreshes and
+        # reuse revocations queue up instead of deadlocking on each other's token rows. A stale
+        # read of used_at is harmless: claim_refresh_token's conditional UPDATE decides.
+        query = (select(RefreshToken).join(RefreshToken.family).options(contains_eager(RefreshToken.family))
+                 .where(RefreshToken.token_hash == token_hash(refresh_token)).with_for_update(of=TokenFamily))
+        record = session.scalar(query)
         client: Client = self.request.client
         if record is None or not record.check_client(client):
             return None
         self._validate_token_scope(record)  # before the token is spent, so a bad scope costs nothing
-        # Everything that changes a family takes its row lock first, so concurrent refreshes and
-        # reuse revocations queue up instead of deadlocking on each other's token rows.
-        lock_family(session, record.family_id)
-        session.refresh(record)
         if record.used_at is not None or not claim_refresh_token(session, record):
             revoke_family(session, record.family_id, "refresh_token_reused")
             return None

@@ -160,7 +160,8 @@ def test_the_verifiers_jcs_agrees_with_rfc8785(value: object) -> None:
 def test_flipping_any_bit_of_a_receipt_fails(bit: int) -> None:
     entry = {"v": 1, "seq": 7, "time": "2026-11-30T10:00:00.000Z", "type": "consent.withdrawn", "subject": "p",
              "agency": "a", "scopes": ["email"]}
-    token = sign_receipt(entry, leaf_hash(rfc8785.dumps(entry)), ORIGIN, VKEY.jwk_thumbprint, KEY, dt.datetime.now(dt.UTC))
+    now = dt.datetime.now(dt.UTC)
+    token = sign_receipt(entry, leaf_hash(rfc8785.dumps(entry)), ORIGIN, VKEY.jwk_thumbprint, KEY, now)
     assert verify_receipt(token, [VKEY]).leaf_index == 7
     changed = _flip(token.encode(), bit).decode("latin-1")
     if changed == token:

@@ -128,8 +128,8 @@ def test_an_entry_inserted_in_the_middle_is_caught(db_session: Session, ledger: 
 
 def test_reordered_entries_are_named(db_session: Session, ledger: Ledger, base: int) -> None:
     first, second = base + 2, base + 9
-    rows = {seq: (_leaf(db_session, seq), db_session.scalar(select(LedgerEntry.leaf_hash)
-                                                             .where(LedgerEntry.seq == seq))) for seq in (first, second)}
+    hashes = select(LedgerEntry.seq, LedgerEntry.leaf_hash).where(LedgerEntry.seq.in_([first, second]))
+    rows = {seq: (_leaf(db_session, seq), hashed) for seq, hashed in db_session.execute(hashes)}
     for seq, other in ((first, second), (second, first)):
         db_session.execute(update(LedgerEntry).where(LedgerEntry.seq == seq)
                            .values(leaf=rows[other][0], leaf_hash=rows[other][1]))
