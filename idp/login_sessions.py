@@ -12,12 +12,12 @@ import hashlib
 import secrets
 
 from flask import Response, g, request
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from idp.backchannel import queue_session_logout
 from idp.db import utcnow
-from idp.models import Account, LoginSession, SessionParticipant
+from idp.models import Account, AuthorizationCode, LoginSession, SessionParticipant, TokenFamily
 from idp.services import db, services
 
 COOKIE_NAME = "idp_session"
@@ -50,6 +50,26 @@ def start_session(account: Account, *, acr: str, amr: list[str]) -> str:
     db().flush()
     g.login_session = login
     g.new_session_token = token
+    return token
+
+
+def step_up_session(login: LoginSession, *, acr: str, amr: list[str]) -> str:
+    """The signed-in citizen added a factor (protocol.md "Assurance"): the browser gets a new
+    session id (no fixation, sign-in.md "Sessions"), but the single sign-on session goes on. Its
+    services keep their tokens and its ``sid`` (Back-Channel Logout 1.0 §2.1) and are not logged
+    out; a later sign-out still reaches every one of them."""
+    sid, old_id = login.sid, login.id
+    login.ended_at = utcnow()
+    login.sid = secrets.token_urlsafe(32)  # the ended row gives up the sid it no longer holds
+    db().flush()
+    g.login_session = None  # so start_session does not end, and log out, the session it continues
+    token = start_session(login.account, acr=acr, amr=amr)
+    new_id = g.login_session.id
+    g.login_session.sid = sid
+    for model in (SessionParticipant, TokenFamily, AuthorizationCode):
+        db().execute(update(model).where(model.session_id == old_id).values(session_id=new_id)
+                     .execution_options(synchronize_session=False))
+    db().flush()
     return token
 
 

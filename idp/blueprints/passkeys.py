@@ -30,7 +30,7 @@ from idp.assurance import TWO_FACTOR, combine_amr
 from idp.blueprints.authorize import acr_request
 from idp.errors import PageError
 from idp.interactions import Interaction
-from idp.login_sessions import current_session, start_session
+from idp.login_sessions import current_session, start_session, step_up_session
 from idp.mail import send_credential_changed
 from idp.models import LoginSession
 from idp.oauth.server import query_client
@@ -110,14 +110,14 @@ def confirm_options() -> Response:
 
 @bp.post("/passkeys/confirm/verify")
 def confirm_verify() -> Response:
-    """The session gains a factor, so it becomes ``Cl.Cm`` under a new id (no fixation)."""
+    """The session gains a factor: ``Cl.Cm`` under a new id (no fixation), the same ``sid``."""
     login = signed_in_for_script()
     data = json_body()
     interaction = pending_interaction(data.get("interaction"))
     challenge = spend("confirm", "authenticate", login.account_id)
     result = ceremonies.finish_authentication(db(), relying_party(), challenge, data.get("credential"),
                                               account=login.account)
-    start_session(login.account, acr=TWO_FACTOR, amr=combine_amr(login.amr, result.amr))
+    step_up_session(login, acr=TWO_FACTOR, amr=combine_amr(login.amr, result.amr))
     db().commit()
     return finished(continue_to(interaction, local_path(data.get("next")), signed_in_now=True))
 

@@ -10,10 +10,11 @@ import pytest
 from flask.testing import FlaskClient
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.assurance import AcrRequest, requested_acr, satisfies
-from idp.models import Account, Agency
+from idp.models import Account, Agency, OutboxMessage
 from idp.registry import ClientMetadata, ClientMetadataError, create_agency, create_client
 from tests.conftest import CITIZEN_PASSWORD, make_client
 from tests.idp import flows, passkey_flows
@@ -67,7 +68,7 @@ def test_acr_values_cl_cm_sends_a_one_factor_session_to_the_passkey_page_and_the
     claims = id_token_claims(client, rp, finish(client, rp, response.get_json()["redirect"])["code"],
                              challenge.verifier)
     assert (claims["acr"], claims["amr"]) == ("Cl.Cm", ["pwd", "hwk", "mfa"])
-    assert claims["sid"] != before["sid"]  # the session id rotated on step-up
+    assert claims["sid"] == before["sid"]  # the same single sign-on session, under a new cookie
     assert claims["auth_time"] >= before["auth_time"]
 
 
@@ -188,6 +189,26 @@ def test_step_up_ends_the_one_factor_session_cookie(
     assert client.get_cookie("idp_session").value != old_cookie  # type: ignore[union-attr]
     client.set_cookie("idp_session", old_cookie)
     assert start(client, rp, flows.pkce()).startswith("/signin?interaction=")
+
+
+def test_stepping_up_logs_no_service_out_and_a_later_sign_out_reaches_them_all(
+        client: FlaskClient, db_session: Session, agency: Agency, rp_key: ECKey, rp: RegisteredClient,
+        one_factor: Account, authenticator: SoftAuthenticator) -> None:
+    first = make_client(db_session, agency, key=rp_key, backchannel_logout_uri="https://first.example/bcl")
+    flows.tokens_for(client, first)  # the one-factor session now has a participant to log out
+    challenge = flows.pkce()
+    location = start(client, rp, challenge, acr_values="Cl.Cm")
+    response = passkey_flows.confirm(client, authenticator, interaction=flows.query(location)["interaction"])
+    finish(client, rp, response.get_json()["redirect"])
+    assert logout_tokens(db_session) == []
+    client.post("/signout", data={"csrf_token": flows.csrf_token(client)})
+    assert logout_tokens(db_session) == ["https://first.example/bcl"]
+
+
+def logout_tokens(db_session: Session) -> list[str]:
+    db_session.expire_all()
+    query = select(OutboxMessage.recipient).where(OutboxMessage.kind == "backchannel_logout")
+    return list(db_session.scalars(query))
 
 
 # --- discovery and client metadata ---------------------------------------------------------
