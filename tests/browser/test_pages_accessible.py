@@ -96,6 +96,7 @@ def test_logout_pages_have_no_accessibility_violations(page: Page, live_server: 
 
 def test_the_govuk_font_and_images_load_from_the_static_route(page: Page) -> None:
     page.goto("/")
+    assert_accessible(page)
     page.evaluate("document.fonts.ready")
     loaded = page.evaluate("[...document.fonts].filter(f => f.status === 'loaded').map(f => f.family)")
     assert any("GDS Transport" in family for family in loaded), loaded
