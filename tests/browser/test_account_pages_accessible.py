@@ -79,6 +79,14 @@ def test_account_pages_and_a_passkey_step_up_to_cl_cm(passkey_page: Page, localh
     assert claims["acr"] == "Cl.Cm", claims
     assert "pwd" in claims["amr"] and "mfa" in claims["amr"], claims
 
+    page.goto("/account/connected-services")  # now with the consent just given
+    on_page(page, "Connected services")
+    page.get_by_role("button", name="Withdraw consent for Browser Test Agency").click()
+    on_page(page, "Connected services")
+    expect(page.get_by_role("alert")).to_contain_text("You withdrew your consent for Browser Test Agency")
+    page.goto("/account/record")
+    on_page(page, "Your record")
+
 
 def submit(page: Page) -> None:
     page.locator("main form[method=post] button[type=submit]").last.click()
