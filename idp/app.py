@@ -12,9 +12,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp.blueprints import (
     account,
+    acting,
     authorize,
     dev,
     consent,
+    delegation,
     discovery,
     health,
     home,
@@ -67,6 +69,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                    recovery, account, passkeys):
         app.register_blueprint(module.bp)
     for module in (ledger_api, connected_services):  # consent-ledger.md
+        app.register_blueprint(module.bp)
+    for module in (acting, delegation):  # delegation.md
         app.register_blueprint(module.bp)
     if not settings.is_production:
         app.register_blueprint(dev.bp)

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from idp import migrate
+from idp.cli_delegation import delegation as delegation_commands
 from idp.config import ConfigError, Settings
 
 
@@ -284,6 +285,9 @@ def ledger_verify() -> None:
             click.echo(f"  also at entry {problem.seq}: {problem.message}", err=True)
         raise SystemExit(1)
     _emit({"verified": True, "tree_size": report.size, "checkpoints": report.checkpoints})
+
+
+main.add_command(delegation_commands)  # delegation.md: idp delegation create-attorney|suspend|list|tick
 
 
 @main.command()

@@ -49,6 +49,11 @@ class Settings:
     ledger_checkpoint_entries: int = 256
     ledger_checkpoint_seconds: int = 300
     proxy_hops: int = 0  # load balancers in front that set X-Forwarded-For/-Proto
+    # delegation.md "Review / expire": unused delegations expire; reminders before the end date;
+    # a parent's delegation is suspended when the dependent reaches this age.
+    delegation_unused_days: int = 365
+    delegation_reminder_days: int = 30
+    delegation_parent_age: int = 16
     metrics_dir: Path | None = None  # prometheus-client's multiprocess folder (gunicorn)
     generated_secrets: tuple[str, ...] = ()
 
@@ -114,6 +119,9 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "IDP_LEDGER_CHECKPOINT_ENTRIES": ("ledger_checkpoint_entries", int),
     "IDP_LEDGER_CHECKPOINT_SECONDS": ("ledger_checkpoint_seconds", int),
     "IDP_PROXY_HOPS": ("proxy_hops", int),
+    "IDP_DELEGATION_UNUSED_DAYS": ("delegation_unused_days", int),
+    "IDP_DELEGATION_REMINDER_DAYS": ("delegation_reminder_days", int),
+    "IDP_DELEGATION_PARENT_AGE": ("delegation_parent_age", int),
 }
 # Variables of the libraries we use, read here too so this stays the one place reading them.
 _FOREIGN_FIELDS: dict[str, tuple[str, type]] = {

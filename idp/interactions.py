@@ -26,6 +26,8 @@ class Interaction:
     consent_done: bool = False
     account_chosen: bool = False
     step_up_declined: bool = False  # the citizen chose not to use a passkey (idp.assurance)
+    who_chosen: bool = False  # delegation.md "Act": answered "Who are you using this service for?"
+    acting_for: str | None = None  # the delegation chosen, or None for "Myself"
 
 
 def start(params: dict[str, str]) -> Interaction:

@@ -47,6 +47,7 @@ class ClientMetadata:
     id_token_signed_response_alg: str = "ES256"
     subject_type: str = "pairwise"
     default_acr_values: list[str] = dataclasses.field(default_factory=list)
+    delegation_supported: bool = True  # delegation.md: False means never acting-for tokens
 
 
 def create_agency(session: Session, name: str, sector_identifier: str | None = None) -> tuple[Agency, str]:
@@ -95,6 +96,7 @@ def apply_metadata(client: Client, metadata: ClientMetadata) -> None:
     client.id_token_signed_response_alg = metadata.id_token_signed_response_alg
     client.subject_type = metadata.subject_type
     client.default_acr_values = list(metadata.default_acr_values)
+    client.delegation_supported = metadata.delegation_supported
 
 
 def validate(metadata: ClientMetadata, allow_public_subjects: bool) -> None:

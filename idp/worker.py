@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -33,6 +34,7 @@ def run_once(services: Services) -> DeliveryReport:
         log.info("IDP_SMTP_URL is not set: emails stay in the outbox (idp outbox list)")
     report = deliver_due(services.sessions, active)
     housekeeping(services)
+    tick_delegations(services)
     return report
 
 
@@ -41,6 +43,21 @@ def housekeeping(services: Services) -> None:
     with services.sessions.begin() as session:
         session.execute(delete(ClientAssertionJti).where(ClientAssertionJti.expires_at < now))
         session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at < now))
+
+
+def tick_delegations(services: Services) -> None:
+    """delegation.md "Review / expire": the lifecycle jobs (also ``idp delegation tick``)."""
+    from consent.delegation_jobs import TickPolicy, tick
+    from idp.consent_ledger import ledger_for
+    from idp.delegation_effects import ServiceEffects
+
+    settings = services.settings
+    policy = TickPolicy(unused_days=settings.delegation_unused_days, reminder_days=settings.delegation_reminder_days,
+                        parent_age=settings.delegation_parent_age)
+    with services.sessions.begin() as session:
+        report = tick(session, ledger=ledger_for(settings, services.keyring), effects=ServiceEffects(), policy=policy)
+    if any(dataclasses.astuple(report)):
+        log.info("delegations: %s", dataclasses.asdict(report))
 
 
 def run_forever(services: Services, interval: float) -> None:

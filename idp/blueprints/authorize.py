@@ -1,9 +1,10 @@
 """The authorization endpoint (OIDC Core §3.1.2) as a short pipeline of named steps.
 
 ``load_client`` → ``check_request`` → Authlib's grant validation → ``check_login`` →
-``check_account_choice`` → ``needs_step_up`` → ``check_consent`` → issue the code. A bad client or redirect
-URI is shown on an error page and never redirected to; every other error is redirected
-with ``error``, ``error_description``, ``state`` and ``iss`` (RFC 9207).
+``check_account_choice`` → ``needs_step_up`` → ``who_is_served`` (delegation.md "Act") →
+``check_consent`` → issue the code. A bad client or redirect URI is shown on an error page and
+never redirected to; every other error is redirected with ``error``, ``error_description``,
+``state`` and ``iss`` (RFC 9207).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from flask import Blueprint, Response, current_app, redirect, request, url_for
 from consent.consents import find_consent, undecided_scopes
 from idp import interactions
 from idp.assurance import AcrRequest, requested_acr, satisfies
+from idp.blueprints import acting
 from idp.db import utcnow
 from idp.errors import PageError
 from idp.interactions import Interaction
@@ -81,12 +83,16 @@ def run(params: dict[str, str], interaction: Interaction | None, duplicated: lis
             return ask(params, interaction, "signin.choose_account")
         if needs_step_up(login, prompts, params, interaction, client):
             return ask_to_step_up(params, interaction)
-        if needs_consent(login, prompts, oauth_request, client, interaction):
+        served = acting.who_is_served(login, prompts, oauth_request.payload.scope.split(), client, interaction)
+        if served == acting.ASK:
+            return ask(params, interaction, "acting.choose")
+        if served is None and needs_consent(login, prompts, oauth_request, client, interaction):
             if "none" in prompts:
                 raise ConsentRequiredError()
             return ask(params, interaction, "consent.decide")
+        user = login.account if served is None else acting.act(client, served)  # type: ignore[arg-type]
         response = current_app.extensions["authlib"].create_authorization_response(
-            oauth_request, grant_user=login.account, grant=grant
+            oauth_request, grant_user=user, grant=grant
         )
     except OAuth2Error as error:
         return error_redirect(redirect_uri, error, params.get("state"))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, Response, redirect, render_template
 
+from idp.blueprints.delegation import pending_invitation
 from idp.login_sessions import current_session
 
 bp = Blueprint("home", __name__)
 
 
 @bp.get("/")
-def index() -> str:
+def index() -> str | Response:
     login = current_session()
+    if login is not None and (invitation := pending_invitation()):  # delegation.md "Accept": after sign-in
+        return redirect(invitation)
     return render_template("home/index.html", account=login.account if login else None)

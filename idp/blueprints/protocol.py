@@ -7,6 +7,7 @@ from typing import Any
 from authlib.oauth2.rfc6750.errors import InsufficientScopeError, InvalidTokenError
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from idp.acting import acting_claims
 from idp.oauth.claims import released_claims
 from idp.oauth.tokens import active_access_token
 from idp.services import db, services
@@ -55,6 +56,7 @@ def userinfo() -> Response:
     requested = (family.claims_request or {}).get("userinfo")
     claims = {"sub": family.client.subject_for(family.account_id)}
     claims |= released_claims(family.account, scopes, by_scope=True, requested=requested)
+    claims |= acting_claims(db(), family.client, family.delegation_id)  # delegation.md: as in the tokens
     response = jsonify(claims)
     response.headers["Cache-Control"] = "no-store"
     db().commit()

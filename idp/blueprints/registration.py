@@ -40,7 +40,7 @@ FIELD_TYPES: dict[str, type] = {
     "client_name": str, "redirect_uris": list, "token_endpoint_auth_method": str, "grant_types": list,
     "scope": str, "jwks": dict, "jwks_uri": str, "post_logout_redirect_uris": list,
     "backchannel_logout_uri": str, "id_token_signed_response_alg": str, "subject_type": str,
-    "default_acr_values": list,
+    "default_acr_values": list, "delegation_supported": bool,
 }
 # RFC 7592 §2.2: fields the server issues, which a client must not send back in an update.
 SERVER_FIELDS = ("registration_access_token", "registration_client_uri", "client_secret_expires_at",
@@ -203,6 +203,7 @@ def describe(client: Client) -> dict[str, Any]:
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "subject_type": client.subject_type,
+        "delegation_supported": client.delegation_supported,  # delegation.md "What agencies receive"
     }
     optional = {"jwks": client.jwks, "jwks_uri": client.jwks_uri,
                 "backchannel_logout_uri": client.backchannel_logout_uri,

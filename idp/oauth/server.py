@@ -12,8 +12,10 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
 from authlib.oauth2.rfc9207 import IssuerParameter as _IssuerParameter
+from flask import g
 from flask import request as flask_request
 
+from idp.acting import acting_claims
 from idp.consent_ledger import ledger, record_disclosure
 from idp.db import utcnow
 from idp.login_sessions import record_participant
@@ -22,6 +24,7 @@ from idp.oauth.client_auth import PrivateKeyJWT
 from idp.oauth.grants import AUTH_METHODS, AuthorizationCodeGrant, OpenIDCode, RefreshTokenGrant, S256CodeChallenge
 from idp.oauth.tokens import (
     active_access_token,
+    delegation_holds,
     encode_access_token,
     new_refresh_token,
     record_tokens,
@@ -51,7 +54,8 @@ def generate_token(grant_type: str, client: Client, user: Any = None, scope: str
     settings, keyring = services().settings, services().keyring
     token: dict[str, Any] = {
         "token_type": "Bearer",
-        "access_token": encode_access_token(keyring, db(), settings, client, user, scope or ""),
+        "access_token": encode_access_token(keyring, db(), settings, client, user, scope or "",
+                                            extra=g.get("acting_claims")),
         "expires_in": settings.access_token_ttl,
         "scope": scope or "",
     }
@@ -69,7 +73,7 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         family = start_family(
             session, settings, client_id=code.client_id, account_id=code.account_id, session_id=code.session_id,
             scope=token["scope"], claims_request=code.claims_request, auth_time=code.auth_time, acr=code.acr,
-            amr=code.amr,
+            amr=code.amr, delegation_id=code.delegation_id, actor_account_id=code.actor_account_id,
         )
         code.family_id = family.id
         record_participant(session, code.session_id, code.client_id)
@@ -136,7 +140,7 @@ class IntrospectionEndpoint(HintIsOnlyAHint, _IntrospectionEndpoint):
             "exp": int(token.expires_at.timestamp()),
             "auth_time": int(family.auth_time.timestamp()),
             "acr": family.acr,
-        }
+        } | acting_claims(db(), family.client, family.delegation_id)
         if isinstance(token, AccessToken):
             payload |= {"token_type": "Bearer", "jti": token.jti, "aud": services().settings.endpoint("/userinfo")}
         else:
@@ -158,7 +162,7 @@ def _find_token(token_string: str, hint: str | None) -> AccessToken | RefreshTok
         return None
     family, now = record.family, utcnow()
     dead = record.revoked_at or record.used_at or family.revoked_at or record.expires_at <= now
-    return None if dead or family.account.status != "active" else record
+    return None if dead or family.account.status != "active" or not delegation_holds(family) else record
 
 
 def create_authorization_server() -> AuthorizationServer:

@@ -1,0 +1,82 @@
+"""Acting on behalf in OpenID Connect (delegation.md "Act", "What agencies receive").
+
+Glue between ``consent.acting`` and the token machinery: which scopes the principal allows a
+client, the ``act`` and ``delegation`` claims, and the grant a sign-in is acting under. The
+authorize view puts that grant on ``g`` for ``save_authorization_code`` (Authlib passes no
+more than the user to its hooks); the code and the token family then record it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from consent.acting import ActingGrant, act_for, actors_of
+from consent.consents import SCOPES_WITHOUT_CONSENT, find_consent
+from consent.delegation_models import Delegation
+from consent.events import EventType
+from consent.ledger import Ledger
+from consent.pseudonyms import pseudonym_for
+from idp.db import utcnow
+from idp.models import Client
+
+
+def principal_allows(session: Session, client: Client) -> Any:
+    """The scope filter for ``act_for``: the principal's standing consent (never asked for here)."""
+
+    def allows(principal_id: str, scopes: set[str]) -> set[str]:
+        if client.statutory_basis:
+            return scopes & set(client.scope.split())
+        consent = find_consent(session, principal_id, client.agency_id)
+        granted = consent.granted if consent is not None and consent.is_active(utcnow()) else frozenset()
+        return scopes & (set(granted) | SCOPES_WITHOUT_CONSENT)
+
+    return allows
+
+
+def grant_for(session: Session, client: Client, delegation_id: str, actor_id: str, scopes: list[str]) -> ActingGrant:
+    """NotAllowedToAct unless the actor may act under the delegation with this client now."""
+    from consent.errors import NotAllowedToAct
+
+    if not client.delegation_supported:
+        raise NotAllowedToAct("This service cannot be used on someone else's behalf.")
+    scopes = [scope for scope in client.get_allowed_scope(" ".join(scopes)).split()]
+    return act_for(session, delegation_id, actor_id, client.agency_id, scopes, principal_allows(session, client))
+
+
+def acting_claims(session: Session, client: Client, delegation_id: str | None) -> dict[str, Any]:
+    """``act`` (RFC 8693 §4.1, nested for an onward delegation) and ``delegation``, or nothing."""
+    if delegation_id is None:
+        return {}
+    delegation = session.get(Delegation, delegation_id)
+    if delegation is None:
+        return {}
+    act: dict[str, Any] | None = None
+    for actor_id in reversed(actors_of(session, delegation)):
+        act = {"sub": client.subject_for(actor_id), **({"act": act} if act else {})}
+    return {"act": act, "delegation": delegation.summary()}
+
+
+def record_acting(session: Session, ledger: Ledger, client: Client, grant: ActingGrant) -> None:
+    """delegation.md: every acting-for sign-in is a ledger event (``acted_on_behalf``)."""
+    delegation = grant.delegation
+    ledger.append(session, EventType.ACTED_ON_BEHALF, {
+        "principal": pseudonym_for(session, grant.principal_id), "delegate": pseudonym_for(session, grant.actors[0]),
+        "delegation": delegation.id, "agency": client.agency_id, "client": client.client_id,
+    })
+    delegation.last_used_at = utcnow()
+    g.acting_grant = grant
+
+
+def current_grant() -> ActingGrant | None:
+    return g.get("acting_grant")  # type: ignore[no-any-return]
+
+
+def families_under(session: Session, delegation_id: str) -> list[Any]:
+    from idp.models import TokenFamily
+
+    query = select(TokenFamily).where(TokenFamily.delegation_id == delegation_id, TokenFamily.revoked_at.is_(None))
+    return list(session.scalars(query))

@@ -1,0 +1,230 @@
+"""Support networks, the citizen's side (delegation.md "Lifecycle"): "People who can act for you"
+(invite, approve or decline requests, renew, revoke, Stop everyone, activity) and "People you can
+act for" (ask to become a carer, stop acting), and the emailed invitation link (accept or decline).
+
+Every change is one transaction with its ledger entry, its outbox emails and the tokens it revokes;
+a bad id, link, date or scope is a 4xx page and saves nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
+from sqlalchemy import select
+
+from consent import delegations as lifecycle
+from consent.delegation_models import Delegation
+from consent.errors import DelegationError, DelegationInvalid
+from consent.pseudonyms import existing_pseudonym
+from idp.blueprints.account import signed_in
+from idp.consent_ledger import ledger
+from idp.db import utcnow
+from idp.delegation_effects import ServiceEffects, send_invitation, send_request
+from idp.delegation_forms import MODES, RELATIONSHIPS, agencies, delegable_scopes, end_date, terms_from
+from idp.errors import PageError
+from idp.login_sessions import current_session
+from idp.models import Account, Agency
+from idp.oauth.claims import SCOPE_DESCRIPTIONS
+from idp.services import db, services
+
+bp = Blueprint("delegation", __name__)
+PENDING_INVITATION = "delegation_invitation"  # the link opened before signing in (flow cookie)
+
+
+@bp.app_errorhandler(DelegationError)
+def delegation_error(error: DelegationError) -> Response:
+    db().rollback()  # nothing is half-saved
+    html = render_template("errors/error.html", title="There is a problem", message=str(error))
+    return Response(html, status=error.status, mimetype="text/html")
+
+
+def _names(ids: set[str | None]) -> dict[str, Account]:
+    wanted = {i for i in ids if i}
+    return {a.id: a for a in db().scalars(select(Account).where(Account.id.in_(wanted)))} if wanted else {}
+
+
+def _page(template: str, **context: Any) -> dict[str, Any]:
+    return {"relationships": RELATIONSHIPS, "modes": MODES, "descriptions": SCOPE_DESCRIPTIONS,
+            "agency_names": {a.id: a.name for a in agencies()}, **context}
+
+
+# -- People who can act for you ------------------------------------------------------------------
+
+@bp.get("/account/delegates")
+@signed_in
+def delegates() -> str:
+    mine = lifecycle.of_principal(db(), g.account.id)
+    return render_template("delegation/delegates.html", **_page(
+        "", delegations=mine, people=_names({d.delegate_id for d in mine}), done=request.args.get("done")))
+
+
+@bp.route("/account/delegates/invite", methods=["GET", "POST"])
+@signed_in
+def invite() -> Response | str:
+    form = request.form if request.method == "POST" else request.args
+    context = _page("", form=form, agencies=agencies(), scopes=delegable_scopes())
+    if request.method == "GET":
+        return render_template("delegation/invite.html", errors={}, **context)
+    terms, errors = terms_from(request.form)
+    email = request.form.get("email", "").strip().lower()[:320]
+    if "@" not in email or " " in email:
+        errors["email"] = "Enter an email address in the correct format, like name@example.com"
+    elif email == g.account.email:
+        errors["email"] = "Enter someone else's email address: you cannot act for yourself"
+    if errors or terms is None:
+        return Response(render_template("delegation/invite.html", errors=errors, **context), status=400)
+    delegation, token = lifecycle.invite_delegate(db(), g.account.id, email, terms, ledger=ledger())
+    link = services().settings.endpoint(url_for("delegation.invitation", token=token))
+    send_invitation(db(), to=email, principal=g.account, delegation=delegation, link=link)
+    db().commit()
+    return redirect(url_for("delegation.delegates", done="invited"))
+
+
+@bp.post("/account/delegates/<delegation_id>/<action>")
+@signed_in
+def decide(delegation_id: str, action: str) -> Response:
+    """The principal's buttons: revoke, approve or decline a request, renew."""
+    delegation = lifecycle.owned(db(), delegation_id, principal_id=g.account.id)
+    by, effects = lifecycle.actor(g.account.id), ServiceEffects()
+    if action == "revoke":
+        if delegation.type == "attorney":
+            raise PageError("Contact us to end this", "A power of attorney is ended by our staff. "
+                            "Contact us to contest it.", 403)
+        lifecycle.transition(db(), delegation, "revoke", by=by, reason="revoked_by_principal", ledger=ledger(),
+                             effects=effects)
+    elif action in ("approve", "decline") and delegation.status == "requested":
+        reason = "approved" if action == "approve" else "request_declined"
+        lifecycle.transition(db(), delegation, action, by=by, reason=reason, ledger=ledger(), effects=effects)
+    elif action == "renew":
+        renew(delegation)
+    else:
+        raise PageError("There is a problem", "That action is not available.", 404)
+    db().commit()
+    return redirect(url_for("delegation.delegates", done=action))
+
+
+def renew(delegation: Delegation) -> None:
+    """delegation.md "Review": a fresh approval by the principal, with a new end date."""
+    if delegation.type == "attorney":
+        raise PageError("Contact us to renew this", "A power of attorney is renewed by our staff.", 403)
+    ends, problem = end_date(request.form, utcnow())
+    if problem:
+        raise DelegationInvalid(problem)
+    ends = ends or lifecycle.default_end(utcnow())
+    lifecycle.check_terms(lifecycle.Terms(type=delegation.type, mode=delegation.mode, ends_at=ends), utcnow())
+    lifecycle.transition(db(), delegation, "renew", by=lifecycle.actor(g.account.id), reason="renewed",
+                         ledger=ledger(), effects=ServiceEffects(), ends_at=ends, reminded_at=None)
+
+
+@bp.route("/account/delegates/stop-everyone", methods=["GET", "POST"])
+@signed_in
+def stop_everyone() -> Response | str:
+    if request.method == "GET":
+        return render_template("delegation/stop_everyone.html", errors={})
+    if request.form.get("confirm") != "yes":
+        errors = {"confirm": "Select yes if you want to stop everyone acting for you"}
+        return Response(render_template("delegation/stop_everyone.html", errors=errors), status=400)
+    lifecycle.stop_everyone(db(), g.account.id, ledger=ledger(), effects=ServiceEffects())
+    db().commit()
+    return redirect(url_for("delegation.delegates", done="stopped"))
+
+
+# -- People you can act for ----------------------------------------------------------------------
+
+@bp.get("/account/acting-for")
+@signed_in
+def acting_for() -> str:
+    theirs = lifecycle.of_delegate(db(), g.account.id)
+    return render_template("delegation/acting_for.html", **_page(
+        "", delegations=theirs, people=_names({d.principal_id for d in theirs}), done=request.args.get("done")))
+
+
+@bp.post("/account/acting-for/<delegation_id>/stop")
+@signed_in
+def stop_acting(delegation_id: str) -> Response:
+    delegation = lifecycle.owned(db(), delegation_id, delegate_id=g.account.id)
+    lifecycle.transition(db(), delegation, "revoke", by=lifecycle.actor(g.account.id), reason="revoked_by_delegate",
+                         ledger=ledger(), effects=ServiceEffects())
+    db().commit()
+    return redirect(url_for("delegation.acting_for", done="stopped"))
+
+
+@bp.route("/account/acting-for/request", methods=["GET", "POST"])
+@signed_in
+def ask() -> Response | str:
+    """A would-be carer asks; the same answer whether or not the email has an account."""
+    form = request.form if request.method == "POST" else request.args
+    if request.method == "GET":
+        return render_template("delegation/request.html", errors={}, **_page("", form=form))
+    terms, errors = terms_from(request.form)
+    email = request.form.get("email", "").strip().lower()[:320]
+    if "@" not in email or " " in email or email == g.account.email:
+        errors["email"] = "Enter the email address of the person you want to help"
+    if errors or terms is None:
+        return Response(render_template("delegation/request.html", errors=errors, **_page("", form=form)), 400)
+    principal = db().scalar(select(Account).where(Account.email == email, Account.status == "active"))
+    if principal is not None:
+        lifecycle.request_delegation(db(), g.account.id, principal.id, terms, ledger=ledger())
+        send_request(db(), to=principal.email, delegate=g.account)
+        db().commit()
+    return redirect(url_for("delegation.acting_for", done="requested"))
+
+
+# -- the emailed invitation link -----------------------------------------------------------------
+
+@bp.route("/delegation/invitation/<token>", methods=["GET", "POST"])
+def invitation(token: str) -> Response | str:
+    delegation = lifecycle.invitation(db(), token[:100])
+    login = current_session()
+    if login is None:
+        session[PENDING_INVITATION] = token[:100]
+        return render_template("delegation/invitation_signin.html", email=delegation.invite_email)
+    principal = db().get(Account, delegation.principal_id)
+    if request.method == "GET":
+        return render_template("delegation/invitation.html", **_page(
+            "", delegation=delegation, principal=principal, account=login.account))
+    session.pop(PENDING_INVITATION, None)
+    decision, effects = request.form.get("decision"), ServiceEffects()
+    if decision == "accept":
+        lifecycle.accept_invitation(db(), token, login.account_id, login.account.email, ledger=ledger(),
+                                    effects=effects)
+    elif decision == "decline":
+        lifecycle.decline_invitation(db(), token, by=lifecycle.actor(login.account_id), ledger=ledger(),
+                                     effects=effects)
+    else:
+        raise PageError("Choose what to do", "Select accept or decline.")
+    db().commit()
+    return redirect(url_for("delegation.acting_for", done=decision))
+
+
+def pending_invitation() -> str | None:
+    """Where a citizen who opened an invitation before signing in continues (home page)."""
+    token = session.pop(PENDING_INVITATION, None)
+    return url_for("delegation.invitation", token=token) if isinstance(token, str) else None
+
+
+# -- activity ------------------------------------------------------------------------------------
+
+EVENT_WORDS = {
+    "acted_on_behalf": "signed in to a service for you", "delegation.invited": "was invited",
+    "delegation.accepted": "accepted", "delegation.declined": "declined", "delegation.revoked": "was stopped",
+    "delegation.expired": "reached its end", "delegation.requested": "asked to act for you",
+    "delegation.created": "was set up", "delegation.suspended": "was paused", "delegation.resumed": "was resumed",
+    "delegation.renewed": "was renewed",
+}
+
+
+@bp.get("/account/delegates/activity")
+@signed_in
+def activity() -> str:
+    """delegation.md "Rules": every action taken for the principal, with receipts."""
+    pseudonym = existing_pseudonym(db(), g.account.id)
+    entries = [] if pseudonym is None else ledger().entries_of(db(), pseudonym)
+    rows = [(item, item.entry) for item in entries
+            if item.entry["type"] in EVENT_WORDS and item.entry.get("principal") == pseudonym]
+    by_pseudonym = {a.ledger_pseudonym: a for a in db().scalars(
+        select(Account).where(Account.ledger_pseudonym.in_({e.get("delegate") for _, e in rows})))}
+    agencies_by_id = {a.id: a.name for a in db().scalars(select(Agency))}
+    return render_template("delegation/activity.html", rows=rows[::-1], people=by_pseudonym, words=EVENT_WORDS,
+                           agency_names=agencies_by_id)
