@@ -253,6 +253,22 @@ def test_a_challenge_is_spent_even_when_the_response_fails_verification(
     assert unused == []
 
 
+def test_challenges_expired_for_an_hour_are_pruned_when_a_ceremony_starts(
+        db_session: Session, citizen: Account) -> None:
+    old = passkeys.start_authentication(db_session, RP, None)
+    recent = passkeys.start_authentication(db_session, RP, None)
+    db_session.execute(update(WebAuthnChallenge).where(WebAuthnChallenge.id == old.id)
+                       .values(expires_at=utcnow() - dt.timedelta(hours=2)))
+    db_session.execute(update(WebAuthnChallenge).where(WebAuthnChallenge.id == recent.id)
+                       .values(expires_at=utcnow() - dt.timedelta(minutes=5)))
+    passkeys.start_registration(db_session, RP, citizen)
+    db_session.expire_all()
+    assert db_session.get(WebAuthnChallenge, old.id) is None
+    with pytest.raises(PasskeyError) as refused:
+        passkeys.consume_challenge(db_session, recent.id, "authenticate", None)
+    assert refused.value.error == "challenge_expired"
+
+
 def test_a_challenge_for_one_purpose_cannot_finish_another(db_session: Session, citizen: Account) -> None:
     ceremony = passkeys.start_registration(db_session, RP, citizen)
     with pytest.raises(PasskeyError) as refused:
