@@ -21,14 +21,18 @@ from consent.events import EventType
 from consent.ledger import Ledger
 from consent.pseudonyms import pseudonym_for
 from idp.db import utcnow
-from idp.models import Client
+from idp.dependents import is_dependent
+from idp.models import Account, Client
 
 
 def principal_allows(session: Session, client: Client) -> Any:
     """The scope filter for ``act_for``: the principal's standing consent (never asked for here)."""
 
     def allows(principal_id: str, scopes: set[str]) -> set[str]:
-        if client.statutory_basis:
+        principal = session.get(Account, principal_id)
+        # A dependent cannot consent; the parent, holding parental responsibility, decides for them
+        # (delegation.md ``parent``), and every disclosure is still logged at issuance.
+        if client.statutory_basis or (principal is not None and is_dependent(principal)):
             return scopes & set(client.scope.split())
         consent = find_consent(session, principal_id, client.agency_id)
         granted = consent.granted if consent is not None and consent.is_active(utcnow()) else frozenset()

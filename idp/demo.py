@@ -24,9 +24,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from consent.delegation_models import Delegation
+from consent.delegations import Terms, accept_invitation, invite_delegate
+from consent.ledger import Ledger
 from idp import migrate
 from idp.accounts import create_account
 from idp.config import Settings
+from idp.consent_ledger import ledger_for
+from idp.dependents import create_dependent
 from idp.models import Account, Agency, Client
 from idp.registry import ClientMetadata, apply_metadata, create_agency, create_client, validate
 
@@ -60,6 +65,9 @@ CITIZENS = (
     DemoCitizen("ada@example.com", "demo-password-ada", "Ada", "Lovelace", dt.date(1815, 12, 10)),
     DemoCitizen("alan@example.com", "demo-password-alan", "Alan", "Turing", dt.date(1912, 6, 23)),
 )
+
+# Alan's child: a profile with no credentials (delegation.md ``parent``), eight years old.
+DEMO_CHILD = DemoCitizen("", "", "Ethel", "Turing", dt.date(dt.date.today().year - 8, 1, 1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +132,7 @@ def seed(settings: Settings, service_ports: Sequence[int] = DEFAULT_SERVICE_PORT
                       for agency, port in zip(AGENCIES, service_ports, strict=True)]
             for citizen in CITIZENS:
                 seed_citizen(session, citizen)
+            seed_support_network(session, ledger_for(settings, services.keyring), settings.delegation_parent_age)
     finally:
         services.engine.dispose()
     save_state(settings, seeded)
@@ -178,6 +187,22 @@ def seed_citizen(session: Session, citizen: DemoCitizen) -> None:
         return
     create_account(session, email=citizen.email, given_name=citizen.given_name, family_name=citizen.family_name,
                    password=citizen.password, birthdate=citizen.birthdate)
+
+
+def seed_support_network(session: Session, ledger: Ledger, parent_age: int) -> None:
+    """delegation.md: Alan is Ada's carer, and the parent of a dependent child profile (once each)."""
+    ada, alan = (session.scalar(select(Account).where(Account.email == c.email)) for c in CITIZENS)
+    assert ada is not None and alan is not None
+    mine = select(Delegation.type).where(Delegation.delegate_id == alan.id, Delegation.status == "active")
+    existing = set(session.scalars(mine))
+    if "carer" not in existing:
+        _delegation, token = invite_delegate(session, ada.id, alan.email, Terms(type="carer", mode="act"),
+                                             ledger=ledger)
+        accept_invitation(session, token, alan.id, alan.email, ledger=ledger, effects=None)
+    if "parent" not in existing:
+        child = DEMO_CHILD
+        create_dependent(session, alan, given_name=child.given_name, family_name=child.family_name,
+                         birthdate=child.birthdate, parent_age=parent_age, ledger=ledger)
 
 
 # --- the state file ---------------------------------------------------------------------------
@@ -249,6 +274,9 @@ def banner(settings: Settings, seeded: Sequence[SeededService], host: str, port:
     lines += [f"{label + ':':<{width}}{value}" for label, value in rows]
     lines += ["", "Sign in as:"]
     lines += [f"  {c.given_name} {c.family_name}:  {c.email}  /  {c.password}" for c in CITIZENS]
+    lines += ["", "Support network: Alan is Ada's carer and the parent of Ethel (a child profile).",
+              "Sign in to a service as Alan and choose whom you are using it for. Ada's details are",
+              "shared only once she has used the service herself and allowed it."]
     if settings.issuer_is_loopback and urlsplit(settings.issuer).port != port:
         lines += ["", f"Note: IDP_ISSUER is {settings.issuer} but the provider listens on port {port};",
                   "      the services use IDP_ISSUER, so set it to match."]

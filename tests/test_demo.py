@@ -53,7 +53,7 @@ def test_seeding_twice_creates_nothing_new(tmp_path: Path) -> None:
 
     assert row_counts(settings) == counts
     assert seeded_services(settings) == first
-    assert counts["agencies"] == 2 and counts["clients"] == 2 and counts["accounts"] == 2
+    assert counts["agencies"] == 2 and counts["clients"] == 2 and counts["accounts"] == 3  # + a child profile
     assert {service.port for service in first} == {5001, 5002}
     assert state_path(settings).stat().st_mode & 0o077 == 0  # it holds private keys
 

@@ -125,7 +125,16 @@ def sign_in_locally(token: dict[str, Any], claims: dict[str, Any], userinfo: dic
     session.clear()
     session["tokens"] = {key: token[key] for key in TOKEN_KEYS if key in token}
     profile = {key: userinfo.get(key, claims.get(key)) for key in PROFILE_CLAIMS}
-    session["user"] = {"sub": claims["sub"], **profile}
+    session["user"] = {"sub": claims["sub"], **profile, "acting": acting(claims)}
+
+
+def acting(claims: dict[str, Any]) -> dict[str, Any] | None:
+    """delegation.md "What agencies receive": ``sub`` is the person served, ``act`` who is acting."""
+    delegation, actor = claims.get("delegation"), claims.get("act")
+    if not isinstance(delegation, dict) or not isinstance(actor, dict):
+        return None
+    return {"type": str(delegation.get("type", "")), "mode": str(delegation.get("mode", "")),
+            "actor": str(actor.get("sub", ""))}
 
 
 def _describe(error: Exception) -> str:
@@ -161,6 +170,14 @@ HOME_PAGE = LAYOUT_HEAD + """
 <h1>{{ name }}</h1>
 {% if user %}
 <p id="status">Signed in to {{ name }}</p>
+{% if user.acting %}
+<p id="acting"><strong>You are acting for
+{%- set served = (user.given_name ~ " " ~ user.family_name) if user.given_name else "someone not sharing their name" %}
+{{ served }}
+as their {{ user.acting.type }}</strong>
+{%- if user.acting.mode == "view" %} (you can see their details, not act){% endif %}.</p>
+<p>Acting: <code id="actor">{{ user.acting.actor }}</code></p>
+{% endif %}
 <dl>
   <dt>Your identifier at this agency (sub)</dt><dd id="sub">{{ user.sub }}</dd>
   <dt>Given name</dt><dd id="given_name">{{ user.given_name or "not shared" }}</dd>

@@ -8,6 +8,7 @@ a bad id, link, date or scope is a 4xx page and saves nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
@@ -22,6 +23,7 @@ from idp.consent_ledger import ledger
 from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects, send_invitation, send_request
 from idp.delegation_forms import MODES, RELATIONSHIPS, agencies, delegable_scopes, end_date, terms_from
+from idp.dependents import create_dependent
 from idp.errors import PageError
 from idp.login_sessions import current_session
 from idp.models import Account, Agency
@@ -169,6 +171,41 @@ def ask() -> Response | str:
         send_request(db(), to=principal.email, delegate=g.account)
         db().commit()
     return redirect(url_for("delegation.acting_for", done="requested"))
+
+
+@bp.route("/account/acting-for/child", methods=["GET", "POST"])
+@signed_in
+def add_child() -> Response | str:
+    """delegation.md ``parent``: a dependent child profile, and the parent's delegation to act for it."""
+    form = request.form if request.method == "POST" else request.args
+    if request.method == "GET":
+        return render_template("delegation/dependent.html", errors={}, form=form)
+    fields = {name: request.form.get(name, "").strip()[:200] for name in ("given_name", "family_name")}
+    errors = {name: "Enter the child's " + ("first" if name == "given_name" else "last") + " name"
+              for name, value in fields.items() if not value}
+    born = birthdate(request.form)
+    if born is None:
+        errors["day"] = "Enter the child's date of birth, like 27 3 2015"
+    if request.form.get("confirm") != "yes":
+        errors["confirm"] = "Confirm that you have parental responsibility for this child"
+    if errors or born is None:
+        return Response(render_template("delegation/dependent.html", errors=errors, form=form), status=400)
+    try:
+        create_dependent(db(), g.account, given_name=fields["given_name"], family_name=fields["family_name"],
+                         birthdate=born, parent_age=services().settings.delegation_parent_age, ledger=ledger())
+    except DelegationInvalid as error:
+        db().rollback()
+        html = render_template("delegation/dependent.html", errors={"day": str(error)}, form=form)
+        return Response(html, status=400)
+    db().commit()
+    return redirect(url_for("delegation.acting_for", done="child"))
+
+
+def birthdate(form: Any) -> dt.date | None:
+    try:
+        return dt.date(int(form.get("year", "")[:4]), int(form.get("month", "")[:2]), int(form.get("day", "")[:2]))
+    except ValueError:
+        return None
 
 
 # -- the emailed invitation link -----------------------------------------------------------------

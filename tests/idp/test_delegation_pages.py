@@ -212,3 +212,37 @@ def test_activity_lists_acting_with_receipts(client: FlaskClient, db_session: Se
     assert 'data-activity="acted_on_behalf"' in page and "Carol Smith" in page and "Test Agency" in page
     receipt = re.search(r'href="(/account/record/\d+/receipt)"', page)
     assert receipt and client.get(receipt.group(1)).status_code == 200
+
+
+def test_a_parent_adds_a_child_and_uses_a_service_for_them(client: FlaskClient, db_session: Session,
+                                                           mary: Account, rp: flows.RegisteredClient) -> None:
+    from tests.idp.delegation_flows import acting_tokens, claims
+
+    flows.sign_in(client, mary.email, CITIZEN_PASSWORD)
+    year = str(utc_year() - 8)
+    bad = post(client, "/account/acting-for/child", {"given_name": "Kit", "family_name": "Smith", "day": "1",
+                                                     "month": "2", "year": str(utc_year() - 30), "confirm": "yes"})
+    assert bad.status_code == 400 and "under 16" in bad.get_data(as_text=True)  # type: ignore[attr-defined]
+    unconfirmed = post(client, "/account/acting-for/child", {"given_name": "Kit", "family_name": "Smith",
+                                                             "day": "1", "month": "2", "year": year})
+    assert unconfirmed.status_code == 400  # type: ignore[attr-defined]
+    assert count(db_session) == 0
+    made = post(client, "/account/acting-for/child", {"given_name": "Kit", "family_name": "Smith", "day": "1",
+                                                      "month": "2", "year": year, "confirm": "yes"})
+    assert made.status_code == 302  # type: ignore[attr-defined]
+    parent = db_session.scalars(select(Delegation).where(Delegation.delegate_id == mary.id)).one()
+    assert (parent.type, parent.basis, parent.status) == ("parent", "parental_responsibility", "active")
+    child = db_session.get(Account, parent.principal_id)
+    assert child is not None and child.password_hash is None and flows.sign_in_fails(client, child.email, "")
+    flows.sign_in(client, mary.email, CITIZEN_PASSWORD)
+    body = acting_tokens(client, rp, parent.id, scope="openid profile")
+    token = claims(body["id_token"])
+    assert token["sub"] == rp.model.subject_for(child.id) and token["delegation"]["type"] == "parent"
+    info = client.get("/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}).get_json()
+    assert info["given_name"] == "Kit" and info["act"] == {"sub": rp.model.subject_for(mary.id)}
+
+
+def utc_year() -> int:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).year
