@@ -25,7 +25,7 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Settings:
     env: str = "development"
-    issuer: str = "http://127.0.0.1:5000"
+    issuer: str = "http://localhost:5000"  # passkeys need a domain: browsers refuse an IP as RP ID
     instance_path: Path = Path("instance")
     database_url: str = ""
     secret_key: str = ""
