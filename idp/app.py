@@ -29,6 +29,7 @@ from idp.blueprints import (
     signup,
 )
 from idp.blueprints import ledger as ledger_api
+from idp.blueprints import openapi as openapi_description
 from idp.blueprints import services as connected_services
 from idp.blueprints.discovery import provider_metadata
 from idp.blueprints.logout import EndSessionEndpoint
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.register_blueprint(module.bp)
     for module in (acting, delegation):  # delegation.md
         app.register_blueprint(module.bp)
+    app.register_blueprint(openapi_description.bp)  # the JSON endpoints' description
     if not settings.is_production:
         app.register_blueprint(dev.bp)
     init_metrics(app, app.extensions["idp"].sessions, settings.metrics_dir)
