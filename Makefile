@@ -1,6 +1,8 @@
 # The two commands of the README. Both create .venv on first use.
 PYTHON ?= python3
 VENV := .venv
+# Pinned versions (a pip constraints file); the upgrade routine is in docs/dependencies.md.
+LOCK := requirements.lock
 BIN := $(VENV)/bin
 
 .PHONY: demo test install install-test
@@ -10,10 +12,10 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -c $(LOCK) -e .
 
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[test]'
 
 ## make demo: install, migrate the SQLite database, seed the demo and serve on http://127.0.0.1:5000
 demo: install
