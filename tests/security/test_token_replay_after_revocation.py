@@ -1,0 +1,45 @@
+"""Threat: replay of an access token after it was revoked (RFC 7009, RFC 9068 §5).
+
+Mitigation: access tokens are JWTs but also recorded server-side, and every use at userinfo and
+introspection is checked against that record, so revocation takes effect at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from idp.models import Account
+from tests.idp import flows
+from tests.idp.flows import RegisteredClient
+
+OFFLINE = {"scope": "openid email offline_access"}
+
+
+def _revoke(client: FlaskClient, rp: RegisteredClient, token: str, hint: str) -> None:
+    response = client.post("/revoke", **flows.authenticated(rp, {"token": token, "token_type_hint": hint}))
+    assert response.status_code == 200
+
+
+def _usable(client: FlaskClient, rp: RegisteredClient, access_token: str) -> tuple[bool, bool]:
+    userinfo = client.get("/userinfo", headers={"Authorization": f"Bearer {access_token}"})
+    introspection: dict[str, Any] = client.post("/introspect", **flows.authenticated(rp, {"token": access_token}))\
+        .get_json()
+    return userinfo.status_code == 200, bool(introspection["active"])
+
+
+def test_a_revoked_access_token_is_refused_at_userinfo_and_inactive_at_introspection(
+        client: FlaskClient, rp: RegisteredClient, signed_in: Account) -> None:
+    tokens = flows.tokens_for(client, rp)
+    assert _usable(client, rp, tokens["access_token"]) == (True, True)
+    _revoke(client, rp, tokens["access_token"], "access_token")
+    assert _usable(client, rp, tokens["access_token"]) == (False, False)
+
+
+def test_revoking_the_refresh_token_stops_its_access_tokens(client: FlaskClient, rp: RegisteredClient,
+                                                            signed_in: Account) -> None:
+    tokens = flows.tokens_for(client, rp, **OFFLINE)
+    _revoke(client, rp, tokens["refresh_token"], "refresh_token")
+    assert _usable(client, rp, tokens["access_token"]) == (False, False)
+
