@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from consent.delegation_models import Delegation
 from consent.errors import NotAllowedToAct
@@ -48,7 +48,7 @@ def act_for(session: Session, delegation_id: str, delegate_id: str, agency_id: s
     is in force for this delegate and agency. The scopes are those the request, the delegation
     (and its parent) and the principal all allow."""
     now = now or utcnow()
-    delegation = session.get(Delegation, delegation_id[:36]) if delegation_id else None
+    delegation = _load(session, delegation_id) if delegation_id else None
     if (delegation is None or delegation.delegate_id != delegate_id or not delegation.in_force(now)
             or not delegation.covers_agency(agency_id) or not _parent_holds(session, delegation, now, agency_id)):
         raise NotAllowedToAct("You cannot use this service for that person.")
@@ -60,10 +60,19 @@ def act_for(session: Session, delegation_id: str, delegate_id: str, agency_id: s
     return ActingGrant(delegation, delegation.principal_id, actors_of(session, delegation), frozenset(scopes))
 
 
+def _load(session: Session, delegation_id: str) -> Delegation | None:
+    """The delegation and the one it was passed on from, in one round trip (the sign-in path);
+    later ``session.get`` of the parent is answered from the identity map."""
+    upstream = aliased(Delegation)
+    row = session.execute(select(Delegation, upstream).outerjoin(upstream, upstream.id == Delegation.parent_id)
+                          .where(Delegation.id == delegation_id[:36])).first()
+    return None if row is None else row[0]
+
+
 def still_in_force(session: Session, delegation_id: str, now: dt.datetime | None = None) -> bool:
     """For tokens already issued: the delegation (and its parent) still stand."""
     now = now or utcnow()
-    delegation = session.get(Delegation, delegation_id)
+    delegation = _load(session, delegation_id)
     return delegation is not None and delegation.in_force(now) and _parent_holds(session, delegation, now, None)
 
 

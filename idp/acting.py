@@ -11,14 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from consent.acting import ActingGrant, act_for, actors_of
-from consent.consents import SCOPES_WITHOUT_CONSENT, find_consent
+from consent.consents import SCOPES_WITHOUT_CONSENT
 from consent.delegation_models import Delegation
 from consent.events import EventType
 from consent.ledger import Ledger
+from consent.models import Consent
 from consent.pseudonyms import pseudonym_for
 from idp.db import utcnow
 from idp.dependents import is_dependent
@@ -29,12 +30,15 @@ def principal_allows(session: Session, client: Client) -> Any:
     """The scope filter for ``act_for``: the principal's standing consent (never asked for here)."""
 
     def allows(principal_id: str, scopes: set[str]) -> set[str]:
-        principal = session.get(Account, principal_id)
+        # One round trip for the principal and their consent to the agency (the sign-in path).
+        row = session.execute(select(Account, Consent).outerjoin(Consent, and_(
+            Consent.account_id == Account.id, Consent.agency_id == client.agency_id))
+            .where(Account.id == principal_id)).first()
+        principal, consent = row if row is not None else (None, None)
         # A dependent cannot consent; the parent, holding parental responsibility, decides for them
         # (delegation.md ``parent``), and every disclosure is still logged at issuance.
         if client.statutory_basis or (principal is not None and is_dependent(principal)):
             return scopes & set(client.scope.split())
-        consent = find_consent(session, principal_id, client.agency_id)
         granted = consent.granted if consent is not None and consent.is_active(utcnow()) else frozenset()
         return scopes & (set(granted) | SCOPES_WITHOUT_CONSENT)
 

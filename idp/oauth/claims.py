@@ -18,8 +18,9 @@ SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
 }
 CLAIM_SCOPE = {claim: scope for scope, claims in SCOPE_CLAIMS.items() for claim in claims}
 STANDARD_SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
+# "act" (RFC 8693 §4.1) and "delegation": when a delegate acts for someone (delegation.md).
 CLAIMS_SUPPORTED = sorted({"iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "at_hash",
-                           *CLAIM_SCOPE})
+                           "act", "delegation", *CLAIM_SCOPE})
 
 SCOPE_DESCRIPTIONS = {
     "profile": "your name, date of birth and preferred language",

@@ -184,3 +184,33 @@ def test_refresh_re_checks_the_principals_consent(client: FlaskClient, db_sessio
     refreshed = flows.refresh(client, rp, body["refresh_token"]).get_json()
     assert set(refreshed["scope"].split()) == {"openid", "offline_access"}
     assert claims(refreshed["access_token"])["act"] == {"sub": rp.model.subject_for(carol.id)}
+
+
+def test_prompt_none_never_shows_the_question_and_signs_in_as_myself(
+        client: FlaskClient, db_session: Session, ledger: Ledger, mary: Account, carol: Account,
+        rp: RegisteredClient) -> None:
+    delegate(db_session, ledger, mary, carol)
+    sign_in(client, carol)
+    acting_tokens(client, rp, "myself")  # Carol consents for herself once
+    token = claims(acting_tokens(client, rp, None, prompt="none")["id_token"])
+    assert token["sub"] == rp.model.subject_for(carol.id) and "act" not in token
+
+
+def test_a_delegation_revoked_while_choosing_is_refused_when_resuming(
+        client: FlaskClient, db_session: Session, ledger: Ledger, mary: Account, carol: Account,
+        rp: RegisteredClient) -> None:
+    delegation = delegate(db_session, ledger, mary, carol)
+    sign_in(client, carol)
+    path = client.get("/authorize", query_string=flows.authorize_params(rp, flows.pkce())).headers["Location"]
+    page = client.get(path).get_data(as_text=True)
+    chosen = client.post(path, data={"who": delegation.id, "csrf_token": flows.CSRF.search(page).group(1)})
+    lifecycle.transition(db_session, delegation, "revoke", by=f"account:{mary.id}", reason="revoked_by_principal",
+                         ledger=ledger, effects=ServiceEffects())
+    db_session.commit()
+    resumed = client.get(chosen.headers["Location"])
+    assert resumed.status_code == 403 and "cannot use this service for that person" in resumed.get_data(as_text=True)
+
+
+def test_discovery_lists_the_acting_claims(client: FlaskClient) -> None:
+    supported = client.get("/.well-known/openid-configuration").get_json()["claims_supported"]
+    assert {"act", "delegation"} <= set(supported)
