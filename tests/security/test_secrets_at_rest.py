@@ -1,0 +1,94 @@
+"""Secrets and data (security.md): client secrets, refresh tokens, one-time codes, invitation and
+registration tokens are stored only as hashes, and private keys only encrypted.
+
+Each test produces the secret through the service, then reads every row of every table directly
+(``SELECT *``) and looks for it. The outbox is left out on purpose: an email waiting to be sent
+*is* the channel that carries a code or link to its owner (sign-in.md "Accounts").
+"""
+
+from __future__ import annotations
+
+import re
+
+from cryptography.hazmat.primitives import serialization
+from flask.testing import FlaskClient
+from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy.orm import Session
+
+from consent import delegations as lifecycle
+from consent.delegations import Terms
+from idp.config import Settings
+from idp.consent_ledger import ledger_for
+from idp.models import Account, OutboxMessage
+from idp.services import Services
+from tests.idp import flows
+from tests.idp.flows import RegisteredClient
+
+NOT_SCANNED = {"outbox_messages", "alembic_version"}
+
+
+def stored_text(connection: Connection, only: str | None = None) -> str:
+    """Every value of every table (or of one), as text, bytes decoded leniently."""
+    parts: list[str] = []
+    for table in inspect(connection).get_table_names():
+        if table in NOT_SCANNED or (only and table != only):
+            continue
+        for row in connection.execute(text(f'SELECT * FROM "{table}"')):
+            for value in row:
+                parts.append(value.decode("latin-1") if isinstance(value, bytes) else str(value))
+    return "\n".join(parts)
+
+
+def test_a_client_secret_is_stored_only_as_a_hash(connection: Connection, secret_rp: RegisteredClient) -> None:
+    assert secret_rp.secret and len(secret_rp.secret) >= 32
+    dump = stored_text(connection)
+    assert secret_rp.client_id in dump and secret_rp.secret not in dump  # the scan sees the row
+
+
+def test_codes_refresh_and_access_tokens_are_stored_only_as_hashes(client: FlaskClient, connection: Connection,
+                                                                   rp: RegisteredClient, signed_in: Account) -> None:
+    challenge = flows.pkce()
+    code = flows.get_code(client, rp, challenge, scope="openid offline_access")["code"]
+    assert code not in stored_text(connection)
+    tokens = flows.exchange_code(client, rp, code, challenge.verifier).get_json()
+    refreshed = flows.refresh(client, rp, tokens["refresh_token"]).get_json()
+    dump = stored_text(connection)
+    for secret in (code, tokens["refresh_token"], refreshed["refresh_token"], tokens["access_token"],
+                   challenge.verifier):
+        assert secret not in dump
+
+
+def test_an_emailed_one_time_code_is_stored_only_as_a_hash(client: FlaskClient, db_session: Session,
+                                                           connection: Connection) -> None:
+    email = "newcomer-secrets@example.com"
+    client.post("/signup", data={"email": email, "csrf_token": flows.csrf_token(client, "/signup")})
+    body = db_session.scalars(select(OutboxMessage.body).where(OutboxMessage.recipient == email)).first()
+    code = re.search(r"\b(\d{6})\b", body or "")
+    assert code, body
+    assert code.group(1) not in stored_text(connection, only="email_challenges")
+
+
+def test_invitation_and_registration_tokens_are_stored_only_as_hashes(
+        client: FlaskClient, db_session: Session, connection: Connection, settings: Settings,
+        base_services: Services, citizen: Account, agency_token: str) -> None:
+    ledger = ledger_for(settings, base_services.keyring)
+    _delegation, invitation = lifecycle.invite_delegate(db_session, citizen.id, "carer-secrets@example.com",
+                                                        Terms(type="carer", mode="act"), ledger=ledger)
+    db_session.commit()
+    registered = client.post("/register", headers={"Authorization": f"Bearer {agency_token}"}, json={
+        "client_name": "Secrets", "redirect_uris": ["https://rp.example/cb"],
+        "token_endpoint_auth_method": "client_secret_basic"}).get_json()
+    dump = stored_text(connection)
+    for secret in (invitation, agency_token, registered["registration_access_token"], registered["client_secret"]):
+        assert secret not in dump
+
+
+def test_private_keys_are_stored_only_encrypted(connection: Connection, db_session: Session,
+                                                base_services: Services) -> None:
+    dump = stored_text(connection)
+    assert "PRIVATE KEY" not in dump
+    for alg in ("ES256", "RS256", "PS256", "EdDSA"):
+        private = base_services.keyring.signing_key(db_session, alg).private_key
+        der = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        assert der.decode("latin-1") not in dump, alg
