@@ -38,12 +38,13 @@ def queue_session_logout(session: Session, login: LoginSession) -> int:
 def queue_logout(session: Session, *, account_id: str, client_ids: list[str] | None = None,
                  event: str | None = None) -> int:
     """Log the account out of the given clients (all it has sessions with, if None), every session."""
-    query = (select(LoginSession).join(SessionParticipant, SessionParticipant.session_id == LoginSession.id)
-             .where(LoginSession.account_id == account_id))
+    taking_part = select(SessionParticipant.session_id)
     if client_ids is not None:
-        query = query.where(SessionParticipant.client_id.in_(client_ids))
+        taking_part = taking_part.where(SessionParticipant.client_id.in_(client_ids))
+    # IN, not JOIN + DISTINCT: PostgreSQL cannot compare the JSON columns DISTINCT would need.
+    query = select(LoginSession).where(LoginSession.account_id == account_id, LoginSession.id.in_(taking_part))
     count = 0
-    for login in session.scalars(query.distinct()).all():
+    for login in session.scalars(query).all():
         participants = [c for c in _participants(session, login.id) if client_ids is None or c in client_ids]
         count += _queue(session, account_id=account_id, client_ids=participants, sid=login.sid,
                         event=event or f"session:{login.id}")

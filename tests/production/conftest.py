@@ -85,7 +85,8 @@ def seed(services: Services, issuer: str) -> tuple[RelyingParty, str]:
         agency, _token = create_agency(session, "Multi-node Agency")
         client, _secret = create_client(session, agency, ClientMetadata(
             client_name="Multi-node Service", redirect_uris=[redirect_uri],
-            token_endpoint_auth_method="private_key_jwt", jwks={"keys": [key.as_dict(private=False)]}, scope=nodes.SCOPE,
+            token_endpoint_auth_method="private_key_jwt", jwks={"keys": [key.as_dict(private=False)]},
+            scope=nodes.SCOPE,
         ))
         return RelyingParty(issuer=issuer, client_id=client.client_id, key=key, redirect_uri=redirect_uri), agency.id
 

@@ -38,12 +38,14 @@ def test_an_unusable_request_id_is_replaced(client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize(("raw", "safe"), [
-    ("GET /authorize?client_id=c&code=abc123&state=xyz HTTP/1.1", "GET /authorize?client_id=c&code=[redacted]&state=[redacted] HTTP/1.1"),
+    ("GET /authorize?client_id=c&code=abc123&state=xyz HTTP/1.1",
+     "GET /authorize?client_id=c&code=[redacted]&state=[redacted] HTTP/1.1"),
     ("token eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln seen", "token [jwt] seen"),
     ("Authorization: Bearer abc.def-ghi", "Authorization: Bearer [redacted]"),
     ("for ada.lovelace+x@example.gov.uk", "for [email]"),
     ("refresh_token=r1&password=hunter2", "refresh_token=[redacted]&password=[redacted]"),
-    ("Issue token {'refresh_token': 'r1', \"code\": \"c1\"}", "Issue token {'refresh_token': '[redacted]', \"code\": \"[redacted]\"}"),
+    ("Issue token {'refresh_token': 'r1', \"code\": \"c1\"}",
+     "Issue token {'refresh_token': '[redacted]', \"code\": \"[redacted]\"}"),
 ])
 def test_the_safety_net_redacts_what_should_never_have_been_logged(raw: str, safe: str) -> None:
     assert redact(raw) == safe

@@ -20,9 +20,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from sqlalchemy import select
 
-from idp.db import utcnow
-from idp.models import Account, Client
-from idp.oauth.tokens import revoke_families_of
+from idp.models import Account
 from keys.models import SigningKey
 from tests.production import nodes
 from tests.production.conftest import KEY_CACHE_SECONDS, Cluster
@@ -153,17 +151,16 @@ def test_concurrent_uses_of_one_refresh_token_have_one_winner_and_revoke_the_fam
 
 # --- consent and keys ------------------------------------------------------------------------
 
-def withdraw_consent(cluster: Cluster, account: Account) -> None:
-    """What the citizen's Withdraw button on node A commits: the consent ends and the agency's
-    tokens for the citizen are revoked (consent-ledger.md "Consents")."""
-    from consent.consents import find_consent
-
-    with cluster.services.sessions.begin() as session:
-        consent = find_consent(session, account.id, cluster.agency_id)
-        assert consent is not None
-        consent.withdrawn_at = utcnow()
-        clients = list(session.scalars(select(Client.client_id).where(Client.agency_id == cluster.agency_id)))
-        revoke_families_of(session, account_id=account.id, client_ids=clients, reason="consent_withdrawn")
+def withdraw_on(node: Node, browser: requests.Session, agency_id: str) -> None:
+    """The citizen presses Withdraw on their Connected services page, served by ``node``."""
+    page = browser.get(f"{node.url}/account/connected-services", timeout=nodes.TIMEOUT)
+    assert page.status_code == 200, page.text[:300]
+    form = f'action="/account/connected-services/{agency_id}/withdraw"'
+    assert form in page.text, "no Withdraw button for the agency"
+    csrf = dict(nodes.HIDDEN.findall(page.text))["csrf_token"]
+    response = browser.post(f"{node.url}/account/connected-services/{agency_id}/withdraw", allow_redirects=False,
+                            data={"csrf_token": csrf, "decision": "withdraw"}, timeout=nodes.TIMEOUT)
+    assert response.status_code == 302, response.text[:300]
 
 
 def test_a_consent_withdrawn_on_one_node_is_enforced_on_the_other_at_once(
@@ -173,7 +170,7 @@ def test_a_consent_withdrawn_on_one_node_is_enforced_on_the_other_at_once(
     tokens = redeem(cluster, cluster.a, code, verifier)
     assert userinfo(cluster.b, tokens["access_token"]).status_code == 200  # B has seen these tokens
 
-    withdraw_consent(cluster, node_citizen)
+    withdraw_on(cluster.a, browser, cluster.agency_id)
 
     assert userinfo(cluster.b, tokens["access_token"]).status_code == 401
     refreshed = requests.post(f"{cluster.b.url}/token", data=cluster.rp.refresh_request(tokens["refresh_token"]),
