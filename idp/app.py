@@ -36,6 +36,7 @@ from idp.blueprints.logout import EndSessionEndpoint
 from idp.config import Settings
 from idp.db import make_engine, make_sessionmaker
 from idp.errors import register_error_handlers
+from idp.fastpath import DocumentFastPath
 from idp.login_sessions import apply_session_cookie
 from idp.logs import configure_logging, init_request_logging
 from idp.metrics import init_metrics
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     if not settings.is_production:
         app.register_blueprint(dev.bp)
     init_metrics(app, app.extensions["idp"].sessions, settings.metrics_dir)
+    app.wsgi_app = DocumentFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
     if settings.proxy_hops:  # trust exactly this many proxies' X-Forwarded-For/-Proto
         hops = settings.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]

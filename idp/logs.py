@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import random
 import re
-import secrets
 import time
 from typing import Any
 
@@ -89,19 +89,28 @@ def configure_logging(level: str) -> None:
 access_log = logging.getLogger("idp.access")
 
 
+def request_id(given: str | None) -> str:
+    """The load balancer's id when it is sane, else a new one (an id, not a secret)."""
+    return given if given and _REQUEST_ID.match(given) else f"{random.getrandbits(64):016x}"
+
+
 def start_request() -> None:
     g.request_started = time.perf_counter()
-    given = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(8)
+    g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER))
+
+
+def log_request(request_id: str, method: str, path: str, endpoint: str | None, status: int, seconds: float) -> None:
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info("request", extra={
+            "request_id": request_id, "method": method, "path": path, "endpoint": endpoint, "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+        })
 
 
 def finish_request(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-    if access_log.isEnabledFor(logging.INFO):
-        access_log.info("request", extra={
-            "request_id": g.get("request_id"), "method": request.method, "path": request.path, "endpoint": request.endpoint,
-            "status": response.status_code, "duration_ms": round(request_duration() * 1000, 2),
-        })
+    log_request(g.get("request_id", ""), request.method, request.path, request.endpoint, response.status_code,
+                request_duration())
     return response
 
 

@@ -45,11 +45,15 @@ SIGNIN_FAILURES = Counter("idp_signin_failures", "Sign-in attempts that did not 
                           registry=_registry)
 
 
+def count_request(endpoint: str, method: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(endpoint, method, str(status)).inc()
+    LATENCY.labels(endpoint).observe(seconds)
+
+
 def observe_request(response: Response) -> Response:
     endpoint = request.endpoint or "unmatched"
     status = response.status_code
-    REQUESTS.labels(endpoint, request.method, str(status)).inc()
-    LATENCY.labels(endpoint).observe(request_duration())
+    count_request(endpoint, request.method, status, request_duration())
     if endpoint == "protocol.token" and status == 200:
         TOKENS_ISSUED.labels(request.form.get("grant_type", "unknown")[:40]).inc()
     elif endpoint in SIGNIN_ENDPOINTS and request.method == "POST" and status >= 400:

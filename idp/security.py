@@ -53,18 +53,28 @@ def csrf_header_valid() -> bool:
     return bool(expected) and hmac.compare_digest(str(expected).encode(), given.encode())
 
 
+SECURITY_HEADERS = (
+    ("Content-Security-Policy",
+     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+     "frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'; object-src 'none'"),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
+HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
+
+def security_headers(issuer: str) -> tuple[tuple[str, str], ...]:
+    """Every response's security headers; HSTS outside loopback development."""
+    return SECURITY_HEADERS + ((HSTS,) if issuer.startswith("https:") else ())
+
+
 def add_security_headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'; object-src 'none'",
-    )
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    if services().settings.issuer.startswith("https:"):  # HSTS outside loopback development
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    present = {name.lower() for name in headers.keys()}  # a view may set its own, stricter value
+    for name, value in security_headers(services().settings.issuer):
+        if name.lower() not in present:
+            headers.add(name, value)
     return response
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -72,6 +74,8 @@ class _Snapshot:
 
     keys: tuple[KeyInfo, ...]
     public_jwks: Mapping[str, Mapping[str, Any]]  # kid -> public JWK
+    jwks_document: bytes = b""  # the published JWK Set, serialised once per snapshot (a hot path)
+    jwks_etag: str = ""
 
     def find(self, purpose: str, alg: str, state: str) -> KeyInfo | None:
         return next((k for k in self.keys if (k.purpose, k.alg, k.state) == (purpose, alg, state)), None)
@@ -190,6 +194,11 @@ class Keyring:
         """RFC 7517 §5 JWK Set of the token keys that may have signed, or will sign, a token."""
         snapshot = self._snapshot(session)
         return {"keys": [dict(snapshot.public_jwks[k.kid]) for k in snapshot.published("token")]}
+
+    def jwks_document(self, session: Session) -> tuple[bytes, str]:
+        """:meth:`jwks` as served: compact, key-sorted JSON bytes and their ETag."""
+        snapshot = self._snapshot(session)
+        return snapshot.jwks_document, snapshot.jwks_etag
 
     def signing_key(self, session: Session, alg: str) -> SigningMaterial:
         return self._material(session, self._current(session, "token", alg))
@@ -311,4 +320,8 @@ def _load_snapshot(session: Session) -> _Snapshot:
     stmt = select(*columns, SigningKey.public_jwk).order_by(SigningKey.created_at.desc(), SigningKey.kid)
     rows = session.execute(stmt).all()
     keys = tuple(KeyInfo(*row[:-1]) for row in rows)
-    return _Snapshot(keys=keys, public_jwks={row.kid: dict(row.public_jwk) for row in rows})
+    public_jwks = {row.kid: dict(row.public_jwk) for row in rows}
+    published = {"keys": [public_jwks[k.kid] for k in keys if k.purpose == "token" and k.state in PUBLISHED_STATES]}
+    document = json.dumps(published, separators=(",", ":"), sort_keys=True).encode()
+    return _Snapshot(keys=keys, public_jwks=public_jwks, jwks_document=document,
+                     jwks_etag=hashlib.sha256(document).hexdigest()[:32])
