@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 
 from playwright.sync_api import CDPSession, Page, expect
 
@@ -12,9 +13,14 @@ from tests.browser.axe import assert_accessible
 CODE = re.compile(r"\b(\d{6})\b")
 
 
+def on_heading(page: Page, heading: str) -> None:
+    """The page a person would see next, by its heading (for pages without JavaScript, where axe cannot run)."""
+    expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+
+
 def on_page(page: Page, heading: str) -> None:
     """The page a person would see next (by its heading), checked by axe."""
-    expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+    on_heading(page, heading)
     assert_accessible(page)
 
 
@@ -41,10 +47,10 @@ def sign_out(page: Page) -> None:
     on_page(page, "You have signed out")
 
 
-def emailed_code(page: Page, email: str) -> str:
+def emailed_code(page: Page, email: str, arrive: Callable[[Page, str], None] = on_page) -> str:
     """Read the code as a developer would: on the development outbox page."""
     page.goto(f"/dev/outbox?to={email}")
-    on_page(page, "Outbox")
+    arrive(page, "Outbox")
     body = page.locator("[data-outbox-body]").first.inner_text()
     match = CODE.search(body)
     assert match, body

@@ -31,6 +31,8 @@ def test_sign_in_consent_and_sign_out_pages_have_no_accessibility_violations(pag
     page.goto(request.url)
     expect(page).to_have_title("Sign in – Public Services Sign-in")
     expect(page.locator("body")).to_have_class("govuk-template__body js-enabled govuk-frontend-supported")
+    expect(page.locator("#passkey-signin")).to_be_visible()  # shown by passkeys.js where WebAuthn works
+    expect(page.locator("#passkey-error")).to_be_hidden()  # [hidden] wins over .govuk-error-message (app.css)
     assert_accessible(page)
     screenshot(page, "signin")
 

@@ -8,12 +8,12 @@ says ``acr`` ``Cl.Cm``. axe-core checks every page on the way (WCAG 2.2 AA).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.citizen import VirtualAuthenticator, add_passkey, emailed_code, on_page, sign_out
+from tests.browser.citizen import VirtualAuthenticator, add_passkey, emailed_code, on_heading, on_page, sign_out
 from tests.browser.conftest import PASSWORD, LiveServer, browser_page
 from tests.browser.relying_party import authorization_request, id_token_claims, returned_code
 
@@ -24,28 +24,29 @@ def page(chromium: Browser, localhost_server: LiveServer) -> Iterator[Page]:
         yield page
 
 
-def sign_up(page: Page, email: str) -> None:
+def sign_up(page: Page, email: str, arrive: Callable[[Page, str], None] = on_page) -> None:
+    """Sign up with a password; ``arrive`` checks each page reached (by default with axe)."""
     page.goto("/signin")
-    on_page(page, "Sign in")
+    arrive(page, "Sign in")
     page.locator("#create-account").click()
-    on_page(page, "Create your account")
+    arrive(page, "Create your account")
     page.get_by_label("Email address").fill(email)
     page.get_by_role("button", name="Continue", exact=True).click()
-    on_page(page, "Check your email")
+    arrive(page, "Check your email")
     check_email = page.url
 
-    code = emailed_code(page, email)
+    code = emailed_code(page, email, arrive)
     page.goto(check_email)
     page.get_by_label("Security code").fill(code)
     page.get_by_role("button", name="Continue", exact=True).click()
 
-    on_page(page, "Your details")
+    arrive(page, "Your details")
     page.get_by_label("First name").fill("Grace")
     page.get_by_label("Last name").fill("Hopper")
     page.get_by_label("With a password").check()
     page.get_by_label("Password", exact=True).fill(PASSWORD + " " + secrets.token_hex(4))
     page.get_by_role("button", name="Create account").click()
-    on_page(page, "Your account has been created")
+    arrive(page, "Your account has been created")
 
 
 def test_sign_up_add_a_passkey_then_sign_in_with_it_alone_at_cl_cm(page: Page, localhost_server: LiveServer) -> None:
@@ -68,3 +69,14 @@ def test_sign_up_add_a_passkey_then_sign_in_with_it_alone_at_cl_cm(page: Page, l
     claims = id_token_claims(server, code, request)
     assert claims["acr"] == "Cl.Cm", claims
     assert "pwd" not in claims["amr"], claims  # the passkey alone
+
+
+def test_signing_up_works_without_javascript(chromium: Browser, live_server: LiveServer) -> None:
+    with browser_page(chromium, live_server, java_script_enabled=False) as page:
+        sign_up(page, f"no-script-{secrets.token_hex(6)}@example.com", arrive=on_heading)
+        page.locator("#continue").click()
+        expect(page.get_by_text("You are signed in as Grace Hopper")).to_be_visible()
+        page.goto("/signin")  # the passkey ceremony alone needs script, and says so
+        expect(page.locator("#passkey-signin")).to_be_hidden()
+        # (DevTools' "script disabled" still parses <noscript> as text, so read the markup, not the screen.)
+        assert "To use a passkey, turn on JavaScript in your browser." in page.locator("noscript").inner_text()
