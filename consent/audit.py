@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,8 +25,8 @@ from sqlalchemy.orm import Session
 from consent import merkle, tree
 from consent.errors import LedgerCorrupt
 from consent.ledger import Ledger
-from consent.models import LedgerCheckpoint, LedgerEntry, LedgerNode, LedgerReceipt
-from consent.verify import VerificationError, VerifierKey, leaf_hash, node_hash, verify_checkpoint, verify_receipt
+from consent.models import LedgerCheckpoint, LedgerReceipt
+from consent.verify import VerificationError, VerifierKey, verify_checkpoint, verify_receipt
 
 BATCH = 20_000
 
@@ -62,38 +64,67 @@ def audit(session: Session, ledger: Ledger) -> AuditReport:
     levels = [_check_entries(session, report)]
     report.bad_leaves = sorted(problem.seq for problem in report.problems)
     report.size = len(levels[0])
-    while len(levels[-1]) > 1:
-        previous = levels[-1]
-        levels.append([node_hash(previous[i], previous[i + 1]) for i in range(0, len(previous) - 1, 2)])
+    sha256 = hashlib.sha256
+    while len(levels[-1]) > 1:  # RFC 9162 §2.1.1: every complete subtree, level by level
+        below = levels[-1]
+        levels.append([sha256(b"\x01" + below[i] + below[i + 1]).digest() for i in range(0, len(below) - 1, 2)])
     _check_nodes(session, levels, report)
     _check_head(session, levels, report)
     _check_checkpoints(session, ledger, levels, report)
     return report
 
 
-def _stream(session: Session, query: object) -> Iterator[tuple]:  # type: ignore[type-arg]
-    result = session.execute(query.execution_options(yield_per=BATCH))  # type: ignore[attr-defined]
-    for partition in result.partitions():
-        yield from partition
+def _rows(session: Session, sql: str) -> Iterator[tuple]:  # type: ignore[type-arg]
+    """Rows straight from the driver — on PostgreSQL through a server-side cursor — because a
+    million rows through the ORM would take most of the time budget."""
+    connection = session.connection()
+    raw: Any = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":
+        with raw.cursor(name="ledger_audit") as cursor:
+            cursor.itersize = BATCH
+            cursor.execute(sql)
+            yield from cursor
+        return
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(BATCH):
+            yield from batch
+    finally:
+        cursor.close()
 
 
 def _check_entries(session: Session, report: AuditReport) -> list[bytes]:
     """Leaf hashes recomputed from the entries themselves, in stored order."""
     hashes: list[bytes] = []
-    query = select(LedgerEntry.seq, LedgerEntry.leaf, LedgerEntry.leaf_hash).order_by(LedgerEntry.seq)
-    for position, (seq, leaf, stored) in enumerate(_stream(session, query)):
-        computed = leaf_hash(leaf.encode("utf-8"))
+    sha256 = hashlib.sha256
+    rows = _rows(session, "SELECT seq, leaf, leaf_hash FROM ledger_entries ORDER BY seq")
+    for position, (seq, leaf, stored) in enumerate(rows):
+        computed = sha256(b"\x00" + leaf.encode("utf-8")).digest()  # RFC 9162 §2.1.1 leaf hash
         hashes.append(computed)
-        if seq != position:
-            report.problems.append(Problem(position, f"entry {position} is missing: the next stored entry is "
-                                                     f"{seq} (an entry was deleted or inserted)"))
-        elif _own_seq(leaf) != position:
-            report.problems.append(Problem(position, f"entry {position} says it is entry {_own_seq(leaf)} "
-                                                     "(entries were reordered, inserted or deleted)"))
-        elif computed != stored:
-            report.problems.append(Problem(position, f"entry {position} does not match its stored leaf hash "
-                                                     "(the entry was modified)"))
+        if seq != position or computed != bytes(stored) or not _says_seq(leaf, position):
+            report.problems.append(_entry_problem(position, seq, leaf, computed, bytes(stored)))
     return hashes
+
+
+def _entry_problem(position: int, seq: int, leaf: str, computed: bytes, stored: bytes) -> Problem:
+    if seq != position:
+        return Problem(position, f"entry {position} is missing: the next stored entry is {seq} "
+                                 "(an entry was deleted or inserted)")
+    if not _says_seq(leaf, position):
+        return Problem(position, f"entry {position} says it is entry {_own_seq(leaf)} "
+                                 "(entries were reordered, inserted or deleted)")
+    return Problem(position, f"entry {position} does not match its stored leaf hash (the entry was modified)")
+
+
+def _says_seq(leaf: str, position: int) -> bool:
+    """Does the entry's own ``seq`` equal its position? Fast path for the usual entry, whose text
+    holds ``"seq":`` once (inside a JSON string a quote is escaped, so that can only be the key)."""
+    marker = f'"seq":{position}'
+    at = leaf.find(marker)
+    if at != -1 and leaf[at + len(marker):at + len(marker) + 1] in (",", "}") and leaf.count('"seq":') == 1:
+        return True
+    return _own_seq(leaf) == position
 
 
 def _own_seq(leaf: str) -> object:
@@ -104,18 +135,46 @@ def _own_seq(leaf: str) -> object:
 
 
 def _check_nodes(session: Session, levels: Sequence[Sequence[bytes]], report: AuditReport) -> None:
-    stored = select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash).order_by(LedgerNode.level, LedgerNode.idx)
+    if session.get_bind().dialect.name == "postgresql":
+        _check_nodes_by_level(session, levels, report)
+        return
     expected = sum(len(level) for level in levels[1:])
     seen = 0
-    for level, idx, hash_ in _stream(session, stored):
+    for level, idx, hash_ in _rows(session, "SELECT level, idx, hash FROM ledger_nodes ORDER BY level, idx"):
         seen += 1
-        if level >= len(levels) or idx >= len(levels[level]) or levels[level][idx] != hash_:
-            start = min(idx << level, report.size)
-            report.problems.append(Problem(report.first_bad_leaf(start, (idx + 1) << level), f"stored subtree "
-                                           f"({level}, {idx}) does not match the entries (the tree was modified)"))
+        if level >= len(levels) or idx >= len(levels[level]) or levels[level][idx] != bytes(hash_):
+            report.problems.append(_node_problem(report, level, idx))
             return
     if seen != expected:
         report.problems.append(Problem(report.size, f"{expected - seen} stored subtree hashes are missing"))
+
+
+def _check_nodes_by_level(session: Session, levels: Sequence[Sequence[bytes]], report: AuditReport) -> None:
+    """PostgreSQL: each level's stored hashes concatenated in index order, compared in one go."""
+    query = ("SELECT level, count(*), min(idx), string_agg(hash, ''::bytea ORDER BY idx) "
+             "FROM ledger_nodes GROUP BY level ORDER BY level")
+    stored = {level: (count, first, bytes(blob)) for level, count, first, blob in _rows(session, query)}
+    for level in range(1, max(len(levels), max(stored, default=0) + 1)):
+        computed = levels[level] if level < len(levels) else []
+        count, first, blob = stored.get(level, (0, 0, b""))
+        if blob != b"".join(computed) or first != 0 or count != len(computed):
+            report.problems.append(_node_problem(report, level, _first_difference(blob, computed, first)))
+            return
+
+
+def _first_difference(blob: bytes, computed: Sequence[bytes], first: int) -> int:
+    if first != 0:
+        return 0
+    for idx, expected in enumerate(computed):
+        if blob[idx * 32:(idx + 1) * 32] != expected:
+            return idx
+    return len(computed)
+
+
+def _node_problem(report: AuditReport, level: int, idx: int) -> Problem:
+    start = min(idx << level, report.size)
+    return Problem(report.first_bad_leaf(start, (idx + 1) << level),
+                   f"stored subtree ({level}, {idx}) does not match the entries (the tree was modified)")
 
 
 def _check_head(session: Session, levels: Sequence[Sequence[bytes]], report: AuditReport) -> None:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from consent import notes, tree
+from consent import merkle, notes, tree
 from consent.errors import LedgerKeyMissing, ProofRequestInvalid
 from consent.events import EventType, build_entry, canonical, people_in
 from consent.models import LedgerCheckpoint, LedgerEntry, LedgerReceipt, LedgerSubject
@@ -90,13 +90,14 @@ class Ledger:
         entry = build_entry(head.size, now, event, fields)
         leaf = canonical(entry)
         hashed = leaf_hash(leaf)
-        session.execute(insert(LedgerEntry).values(seq=head.size, leaf=leaf.decode("utf-8"), leaf_hash=hashed,
-                                                   type=str(event), created_at=now))
-        head = tree.add_leaf(session, head, hashed)
-        receipt = self._issue_receipt(session, entry, hashed, now)
+        frontier, completed = merkle.append_leaf(head.size, head.frontier, hashed)
+        head = dataclasses.replace(head, size=head.size + 1, frontier=frontier)
+        people = people_in(entry)
+        receipt = self._sign_receipt(session, entry, hashed, now) if people else None
         if self._checkpoint_due(head, now):
             head = self._make_checkpoint(session, head, now)
-        tree.save_head(session, head)
+        tree.write_leaf(session, tree.NewLeaf(entry["seq"], leaf.decode("utf-8"), hashed, str(event), now, completed,
+                                              people, receipt, head))
         return Appended(entry["seq"], entry, hashed, receipt)
 
     def checkpoint(self, session: Session) -> LedgerCheckpoint | None:
@@ -109,15 +110,9 @@ class Ledger:
             tree.save_head(session, head)
         return session.get(LedgerCheckpoint, head.size)
 
-    def _issue_receipt(self, session: Session, entry: dict[str, Any], hashed: bytes, now: dt.datetime) -> str | None:
-        people = people_in(entry)
-        if not people:
-            return None
+    def _sign_receipt(self, session: Session, entry: dict[str, Any], hashed: bytes, now: dt.datetime) -> str:
         key = self._signing_key(session)
-        token = sign_receipt(entry, hashed, self.origin, key.kid, key.private_key, now)
-        session.execute(insert(LedgerSubject), [{"pseudonym": who, "seq": entry["seq"]} for who in people])
-        session.execute(insert(LedgerReceipt).values(seq=entry["seq"], token=token))
-        return token
+        return sign_receipt(entry, hashed, self.origin, key.kid, key.private_key, now)
 
     def _checkpoint_due(self, head: tree.Head, now: dt.datetime) -> bool:
         if head.size - head.checkpoint_size >= self.policy.entries or head.checkpoint_at is None:
@@ -157,10 +152,14 @@ class Ledger:
         return [VerifierKey.parse(key.verifier_key) for key in self.published_keys(session)]
 
     def inclusion_proof(self, session: Session, index: int, size: int) -> list[bytes]:
-        return tree.inclusion_proof(session, index, size, self.size(session))
+        return tree.inclusion_proof(session, index, size)[0]
+
+    def inclusion(self, session: Session, index: int, size: int) -> tuple[list[bytes], bytes]:
+        """The audit path and the leaf hash, in one round trip on PostgreSQL."""
+        return tree.inclusion_proof(session, index, size)
 
     def consistency_proof(self, session: Session, first: int, second: int) -> list[bytes]:
-        return tree.consistency_proof(session, first, second, self.size(session))
+        return tree.consistency_proof(session, first, second)
 
     def entries(self, session: Session, start: int, end: int) -> list[StoredEntry]:
         """Entries ``[start, end)``, at most MAX_RANGE of them (auditors)."""

@@ -9,6 +9,8 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 
+from consent.erasure import erase_from_ledger
+from idp.consent_ledger import ledger
 from idp.db import utcnow
 from idp.login_sessions import current_session, end_current_session, end_session, live_sessions, start_session
 from idp.mail import send_account_deleted, send_credential_changed
@@ -133,6 +135,7 @@ def delete_account(account: Account) -> None:
         end_session(db(), login)
     end_current_session()
     revoke_families_of(db(), account_id=account.id, client_ids=None, reason="account_deleted")
+    erase_from_ledger(db(), account.id, ledger=ledger())  # consent-ledger.md: entries stay, tied to no one
     send_account_deleted(db(), to=account.email)
     account.status, account.updated_at = "deleted", utcnow()
     erase_personal_data(account)

@@ -55,9 +55,8 @@ def key() -> Response:
 def inclusion() -> Response:
     """RFC 9162 §2.1.3.1 audit path for ``leaf_index`` in the tree of ``tree_size`` leaves."""
     index, size = _int_arg("leaf_index"), _int_arg("tree_size")
-    path = ledger().inclusion_proof(db(), index, size)
-    leaf = ledger().entries(db(), index, index + 1)[0]
-    return _json({"leaf_index": index, "tree_size": size, "leaf_hash": _b64(leaf.leaf_hash),
+    path, leaf_hash = ledger().inclusion(db(), index, size)
+    return _json({"leaf_index": index, "tree_size": size, "leaf_hash": _b64(leaf_hash),
                   "inclusion_path": encode_hashes(path)})
 
 

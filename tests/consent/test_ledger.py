@@ -166,10 +166,13 @@ def test_a_consent_change_whose_append_fails_is_rolled_back_whole(db_session: Se
     size = ledger.size(db_session)
     db_session.commit()
 
-    def fail(*_args: object) -> None:
+    write = tree.write_leaf
+
+    def write_then_fail(*args: object) -> None:
+        write(*args)  # type: ignore[arg-type]
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(tree, "save_head", fail)  # fails after the entry, nodes and receipt were written
+    monkeypatch.setattr(tree, "write_leaf", write_then_fail)  # fails after the entry, nodes and receipt were written
     with pytest.raises(RuntimeError):
         _grant(db_session, ledger, citizen, agency)
     db_session.rollback()

@@ -84,6 +84,6 @@ def test_the_database_tree_serves_the_same_proofs(db_session: Session) -> None:
     tree.save_head(db_session, head)
     if start == 0:  # the vectors hold for a tree of exactly these seven leaves
         assert tree.root_at(db_session, 7) == ROOTS[6] == tree.read_head(db_session).root
-        assert tree.inclusion_proof(db_session, 3, 7, 7) == [c, g, l]
-        assert tree.consistency_proof(db_session, 3, 7, 7) == [c, d, g, l]
+        assert tree.inclusion_proof(db_session, 3, 7) == ([c, g, l], d)
+        assert tree.consistency_proof(db_session, 3, 7) == [c, d, g, l]
     assert tree.read_head(db_session).size == start + 7
