@@ -40,6 +40,8 @@ def test_an_entry_edited_in_the_database_is_detected(db_session: Session, ledger
     db_session.execute(update(LedgerEntry).where(LedgerEntry.seq == seq).values(leaf=leaf.replace("scopes", "scopez")))
     report = audit(db_session, ledger)
     assert not report.ok and report.first is not None and report.first.seq == seq
+    # Named as an edit of that entry (its leaf hash), not only as a tree that no longer adds up.
+    assert f"entry {seq} does not match its stored leaf hash" in report.first.message
 
 
 def test_an_edited_checkpoint_is_detected(db_session: Session, ledger: Ledger) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -36,11 +37,15 @@ def test_a_session_id_planted_before_sign_in_is_not_the_one_signed_in(client: Fl
     assert _session_cookie(client) not in {None, "planted-by-the-attacker"}
 
 
-def test_signing_in_again_rotates_the_session_id(client: FlaskClient, citizen: Account) -> None:
+def test_signing_in_again_rotates_the_session_id(app: Flask, client: FlaskClient, citizen: Account,
+                                                rp: RegisteredClient) -> None:
     flows.sign_in(client, citizen.email, CITIZEN_PASSWORD)
     first = _session_cookie(client)
     flows.sign_in(client, citizen.email, CITIZEN_PASSWORD)
     assert _session_cookie(client) != first
+    stolen = app.test_client()  # a copy of the cookie taken before the second sign-in is dead
+    stolen.set_cookie(COOKIE_NAME, first or "")
+    assert not _is_signed_in(stolen, rp)
 
 
 def test_the_session_cookie_is_httponly_and_samesite(client: FlaskClient, citizen: Account) -> None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask.testing import FlaskClient
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
-from idp.models import Account
+from idp.models import Account, RefreshToken, TokenFamily
+from idp.oauth.tokens import token_hash
 from tests.idp import flows
 from tests.idp.flows import RegisteredClient
 
@@ -43,3 +46,14 @@ def test_revoking_the_refresh_token_stops_its_access_tokens(client: FlaskClient,
     _revoke(client, rp, tokens["refresh_token"], "refresh_token")
     assert _usable(client, rp, tokens["access_token"]) == (False, False)
 
+
+
+def test_a_token_whose_family_alone_is_revoked_is_refused(client: FlaskClient, db_session: Session,
+                                                          rp: RegisteredClient, signed_in: Account) -> None:
+    """The family's own mark is checked too, not only each token's row: a revocation that marks just
+    the family (a sign-out, an account change, a future code path) still takes effect at once."""
+    tokens = flows.tokens_for(client, rp, **OFFLINE)
+    family_id = db_session.get(RefreshToken, token_hash(tokens["refresh_token"])).family_id  # type: ignore[union-attr]
+    db_session.execute(update(TokenFamily).where(TokenFamily.id == family_id).values(revoked_at=TokenFamily.created_at))
+    db_session.commit()
+    assert _usable(client, rp, tokens["access_token"]) == (False, False)
