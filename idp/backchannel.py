@@ -46,8 +46,9 @@ def queue_logout(session: Session, *, account_id: str, client_ids: list[str] | N
     count = 0
     for login in session.scalars(query).all():
         participants = [c for c in _participants(session, login.id) if client_ids is None or c in client_ids]
-        count += _queue(session, account_id=account_id, client_ids=participants, sid=login.sid,
-                        event=event or f"session:{login.id}")
+        # One token per (client, session, event): a later event (another withdrawal) is not deduped away.
+        key = f"{event}:{login.id}" if event else f"session:{login.id}"
+        count += _queue(session, account_id=account_id, client_ids=participants, sid=login.sid, event=key)
     return count
 
 

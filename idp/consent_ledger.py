@@ -3,6 +3,8 @@ events only ``idp`` can see — disclosures at token issuance, and what a withdr
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -50,4 +52,4 @@ def revoke_agency_tokens(session: Session, account_id: str, agency_id: str) -> N
     access token of the agency's clients for the citizen, and their sessions by back-channel logout."""
     client_ids = list(session.scalars(select(Client.client_id).where(Client.agency_id == agency_id)))
     revoke_families_of(session, account_id=account_id, client_ids=client_ids, reason="consent_withdrawn")
-    queue_logout(session, account_id=account_id, client_ids=client_ids)
+    queue_logout(session, account_id=account_id, client_ids=client_ids, event=f"withdrawn:{uuid.uuid4()}")

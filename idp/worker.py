@@ -28,14 +28,30 @@ def senders(services: Services) -> dict[str, Sender]:
     return result
 
 
-def run_once(services: Services) -> DeliveryReport:
+def run_once(services: Services, *, ledger_due: bool = True) -> DeliveryReport:
     active = senders(services)
     if "email" not in active:
         log.info("IDP_SMTP_URL is not set: emails stay in the outbox (idp outbox list)")
     report = deliver_due(services.sessions, active)
     housekeeping(services)
     tick_delegations(services)
+    if ledger_due:
+        tick_ledger(services)
     return report
+
+
+def tick_ledger(services: Services) -> None:
+    """consent-ledger.md: lapsed consents become ``consent.expired``, and a checkpoint is signed
+    for whatever was appended since the last one (the same as ``idp ledger checkpoint``)."""
+    from consent.consents import expire_consents
+    from idp.consent_ledger import ledger_for
+
+    with services.sessions.begin() as session:
+        ledger = ledger_for(services.settings, services.keyring)
+        expired = expire_consents(session, ledger=ledger)
+        ledger.checkpoint(session)
+    if expired:
+        log.info("consents expired: %d", expired)
 
 
 def housekeeping(services: Services) -> None:
@@ -61,8 +77,12 @@ def tick_delegations(services: Services) -> None:
 
 
 def run_forever(services: Services, interval: float) -> None:
+    last_ledger_tick = -float("inf")
     while True:
-        report = run_once(services)
+        ledger_due = time.monotonic() - last_ledger_tick >= services.settings.ledger_checkpoint_seconds
+        if ledger_due:
+            last_ledger_tick = time.monotonic()
+        report = run_once(services, ledger_due=ledger_due)
         if report.sent or report.retried or report.failed:
             log.info("outbox: sent %d, retried %d, gave up %d", report.sent, report.retried, report.failed)
         time.sleep(interval)

@@ -13,18 +13,23 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from click.testing import CliRunner
+from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from consent.models import LedgerCheckpoint, LedgerEntry
 from idp.app import build_services, create_app
 from idp.cli import main
 from idp.config import Settings
 from idp.db import utcnow
 from idp.mail import SmtpSender, send_code
-from idp.models import OutboxMessage
+from idp.models import Account, OutboxMessage
 from idp.outbox import MAX_ATTEMPTS, DeliveryError, deliver_due, queue_email
 from idp.services import Services
+from idp.worker import tick_ledger
+from tests.idp import flows
+from tests.idp.flows import RegisteredClient
 
 
 class Inbox:
@@ -131,3 +136,12 @@ def test_the_outbox_page_does_not_exist_in_production(settings: Settings, base_s
     production = dataclasses.replace(settings, env="production")
     app = create_app(production, services=dataclasses.replace(base_services, settings=production))
     assert app.test_client().get("/dev/outbox").status_code == 404
+
+
+def test_the_worker_signs_a_checkpoint_for_new_ledger_entries(app: Flask, client: FlaskClient, db_session: Session,
+                                                              rp: RegisteredClient, signed_in: Account) -> None:
+    flows.tokens_for(client, rp)  # consent.granted and disclosure entries
+    tick_ledger(app.extensions["idp"])
+    newest = db_session.scalar(select(func.max(LedgerCheckpoint.tree_size)))
+    entries = db_session.scalar(select(func.count()).select_from(LedgerEntry))
+    assert newest == entries and entries >= 2
