@@ -76,9 +76,12 @@ def _form_body(csrf: str | None) -> st.SearchStrategy[dict[str, object]]:
                          st.sampled_from([b"email=%ff%fe", b"\xff\xfe=\xc3\x28", b"name=\xc3\x28&scope=\xe2\x82",
                                           b"decision=allow&scope=%c0%af", b"%", b"=&=&&", b"a=%zz"]))
     oversized = st.sampled_from(FIELDS).map(lambda name: [(name, "x" * OVERSIZED)])
+    every_field_twice = st.tuples(values, values).map(
+        lambda pair: [(name, value) for name in FIELDS for value in pair])
     return st.one_of(
         pairs.map(form),                                      # random names and values, fields missing
         st.tuples(pairs, duplicated).map(lambda p: form(p[0] + p[1])),  # duplicated fields
+        every_field_twice.map(form),                          # every known field duplicated at once
         oversized.map(form),                                  # oversized value
         non_utf8.map(raw),                                    # raw non-UTF-8 urlencoded body
         st.just({"data": {}}),                                # empty form
