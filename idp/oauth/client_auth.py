@@ -20,7 +20,8 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import request
 from joserfc.jwk import KeySet
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from idp.db import utcnow
 from idp.models import Client, ClientAssertionJti
@@ -58,12 +59,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         # Once iat is too old the assertion is refused anyway, so the jti need not outlive that.
         last_accepted = int(claims["iat"]) + services().settings.client_assertion_max_age + self.leeway
         expires_at = dt.datetime.fromtimestamp(min(int(claims["exp"]), last_accepted), dt.UTC)
-        try:
-            with session.begin_nested():
-                session.add(ClientAssertionJti(client_id=str(claims["sub"]), jti=jti, expires_at=expires_at))
-        except IntegrityError:
-            return False
-        return True
+        return _remember(session, str(claims["sub"]), jti, expires_at)
 
     def resolve_client_public_key(self, client: Client) -> KeySet:
         jwks = client.jwks or (_fetch_jwks(client.jwks_uri) if client.jwks_uri else None)
@@ -73,6 +69,16 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             return KeySet.import_key_set(jwks)
         except Exception:  # joserfc raises several types for malformed registered keys
             raise InvalidClientError(description="The client's registered keys are not usable.") from None
+
+
+def _remember(session: Session, client_id: str, jti: str, expires_at: dt.datetime) -> bool:
+    """True if the jti is new. One INSERT … ON CONFLICT DO NOTHING: a concurrent first use holds
+    the unique key until it commits, so exactly one of two racing uses gets a row (RFC 7523 §3)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    seen = ClientAssertionJti.__table__
+    statement = insert(seen).values(client_id=client_id, jti=jti, expires_at=expires_at)
+    return session.execute(statement.on_conflict_do_nothing().returning(seen.c.jti)).first() is not None
 
 
 def _fetch_jwks(uri: str) -> dict[str, Any]:
