@@ -14,6 +14,7 @@ import collections
 import cProfile
 import io
 import pstats
+import shutil
 import sys
 import tempfile
 import time
@@ -124,6 +125,7 @@ def main() -> None:
     print(f"{args.case}: {args.requests} requests, {1000 * cpu / args.requests:.3f} ms CPU and "
           f"{1000 * wall / args.requests:.3f} ms wall per request (profiler overhead included)")
     fixture.close()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
