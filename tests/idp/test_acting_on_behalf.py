@@ -14,31 +14,13 @@ from consent.consents import record_decision
 from consent.delegations import Terms
 from consent.ledger import Ledger
 from consent.models import LedgerEntry
-from idp.config import Settings
-from idp.consent_ledger import ledger_for
 from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects
 from idp.models import Account, Agency, OutboxMessage, TokenFamily
-from idp.services import Services
 from tests.conftest import CITIZEN_PASSWORD, make_client
 from tests.idp import flows
 from tests.idp.delegation_flows import acting_tokens, claims, consent, delegate, introspect, person
 from tests.idp.flows import RegisteredClient
-
-
-@pytest.fixture
-def ledger(settings: Settings, base_services: Services) -> Ledger:
-    return ledger_for(settings, base_services.keyring)
-
-
-@pytest.fixture
-def mary(db_session: Session) -> Account:
-    return person(db_session, "Mary")
-
-
-@pytest.fixture
-def carol(db_session: Session) -> Account:
-    return person(db_session, "Carol")
 
 
 @pytest.fixture

@@ -13,31 +13,13 @@ from sqlalchemy.orm import Session
 from consent.delegation_models import Delegation
 from consent.delegations import Terms
 from consent.ledger import Ledger
-from idp.config import Settings
-from idp.consent_ledger import ledger_for
 from idp.models import Account, Agency, OutboxMessage
-from idp.services import Services
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 from tests.idp.delegation_flows import delegate, person
 
 LINK = re.compile(r"http://localhost(/delegation/invitation/[A-Za-z0-9_-]+)")
 INVITE = {"email": "", "type": "carer", "mode": "act", "services": "all", "details": "all"}
-
-
-@pytest.fixture
-def ledger(settings: Settings, base_services: Services) -> Ledger:
-    return ledger_for(settings, base_services.keyring)
-
-
-@pytest.fixture
-def mary(db_session: Session) -> Account:
-    return person(db_session, "Mary")
-
-
-@pytest.fixture
-def carol(db_session: Session) -> Account:
-    return person(db_session, "Carol")
 
 
 def post(client: FlaskClient, path: str, data: dict[str, object], page: str = "/account/delegates/invite") -> object:

@@ -42,7 +42,8 @@ def test_recovery_for_an_unknown_email_looks_the_same_and_never_succeeds(client:
                                                                          db_session: Session) -> None:
     response = _post(client, "/recover", {"email": "ghost@example.com"})
     assert response.status_code == 302
-    assert db_session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == "ghost@example.com")).first() is None
+    sent = select(OutboxMessage).where(OutboxMessage.recipient == "ghost@example.com")
+    assert db_session.scalars(sent).first() is None
     assert _post(client, "/recover/code", {"code": "123456"}).status_code == 400
 
 
