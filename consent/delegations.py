@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from consent.delegation_models import MODES, Delegation, DelegationChange
 from consent.errors import DelegationInvalid, DelegationNotFound, DelegationStateError, InvitationUnusable
@@ -312,6 +312,14 @@ def of_delegate(session: Session, delegate_id: str, statuses: Iterable[str] | No
     if statuses is not None:
         query = query.where(Delegation.status.in_(list(statuses)))
     return list(session.scalars(query.order_by(Delegation.created_at.desc())))
+
+
+def passed_on_by(session: Session, delegate_id: str) -> list[Delegation]:
+    """The onward delegations this delegate made from their own (delegation.md: one hop)."""
+    upstream = aliased(Delegation)
+    query = (select(Delegation).join(upstream, upstream.id == Delegation.parent_id)
+             .where(upstream.delegate_id == delegate_id).order_by(Delegation.created_at.desc()))
+    return list(session.scalars(query))
 
 
 def owned(session: Session, delegation_id: str, *, principal_id: str | None = None,

@@ -58,18 +58,28 @@ def notify(session: Session, delegation: Delegation, what: str, *, tell_delegate
     recipients = [principal.email if principal else None]
     if tell_delegate and delegation.notify:
         recipients.append(delegate.email if delegate else delegation.invite_email)
-    for to in {address for address in recipients if address and not address.endswith("@invalid")}:
+    for to in {address for address in recipients if address and not address.endswith(".invalid")}:
         queue_email(session, to=to, subject=f"{SERVICE}: {subject}",
                     body=f"{body}\n\nSee 'People who can act for you' and 'People you can act for' in your account.\n",
                     dedupe_key=f"delegation:{delegation.id}:{what}:{delegation.status_changed_at:%Y%m%d%H%M%S%f}:{to}"[:200])
 
 
-def send_invitation(session: Session, *, to: str, principal: Account, delegation: Delegation, link: str) -> None:
-    body = (f"{principal.name} has asked you to help them with public services as their {delegation.type}.\n\n"
+def send_invitation(session: Session, *, to: str, principal: Account, delegation: Delegation, link: str,
+                    passed_on_by: Account | None = None) -> None:
+    """The single-use link to the invitee; for an onward delegation, the principal is told too."""
+    asked = (f"{principal.name} has asked you" if passed_on_by is None
+             else f"{passed_on_by.name}, who helps {principal.name}, has asked you")
+    body = (f"{asked} to help {'them' if passed_on_by is None else principal.name} with public services "
+            f"as their {delegation.type}.\n\n"
             f"To accept or decline, open this link within 7 days (it works once):\n{link}\n\n"
             f"You will sign in as yourself, or create a {SERVICE} account first.\n"
             "If you do not know this person, you can ignore this email.\n")
-    queue_email(session, to=to, subject=f"{principal.name} asked you to help them", body=body)
+    queue_email(session, to=to, subject=f"{(passed_on_by or principal).name} asked you to help "
+                f"{'them' if passed_on_by is None else principal.name}", body=body)
+    if passed_on_by is not None and not principal.email.endswith(".invalid"):
+        queue_email(session, to=principal.email, subject=f"{SERVICE}: {passed_on_by.name} asked someone else to help you",
+                    body=f"{passed_on_by.name} has invited {to} to help you too, with no more than "
+                         f"{passed_on_by.name} can do. You can stop this at any time in 'People who can act for you'.\n")
 
 
 def send_request(session: Session, *, to: str, delegate: Account) -> None:

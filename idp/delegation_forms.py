@@ -15,6 +15,7 @@ from idp.services import db
 
 RELATIONSHIPS = {"carer": "Carer", "family": "Family member"}
 MODES = {"act": "Use services for you", "view": "Only see your details"}
+ONWARD = {"no": "No", "yes": "Yes, to one other person, with no more than I allow them"}
 NOT_DELEGABLE = frozenset({"openid", "offline_access"})
 
 
@@ -44,16 +45,24 @@ def end_date(form: MultiDict[str, str], now: dt.datetime) -> tuple[dt.datetime |
     return ends, None
 
 
-def terms_from(form: MultiDict[str, str], *,
-               types: dict[str, str] = RELATIONSHIPS) -> tuple[Terms | None, dict[str, str]]:
+def terms_from(form: MultiDict[str, str], *, types: dict[str, str] = RELATIONSHIPS, onward: bool = False,
+               agency_choices: set[str] | None = None, scope_choices: set[str] | None = None,
+               modes: dict[str, str] = MODES) -> tuple[Terms | None, dict[str, str]]:
+    """The terms a form asks for. ``onward``: the form asks whether they may pass it on;
+    ``agency_choices``/``scope_choices``/``modes``: what may be chosen (default: everything there is)."""
     errors: dict[str, str] = {}
     kind, mode = form.get("type", ""), form.get("mode", "")
     if kind not in types:
         errors["type"] = "Choose the relationship"
-    if mode not in MODES:
+    if mode not in modes:
         errors["mode"] = "Choose what they can do"
-    chosen_agencies, agency_error = _chosen(form, "services", "agency", {a.id for a in agencies()})
-    chosen_scopes, scope_error = _chosen(form, "details", "scope", set(delegable_scopes()))
+    may_pass_on = form.get("onward", "no") if onward else "no"
+    if may_pass_on not in ONWARD:
+        errors["onward"] = "Choose whether they can pass this on"
+    known_agencies = {a.id for a in agencies()} if agency_choices is None else agency_choices
+    known_scopes = set(delegable_scopes()) if scope_choices is None else scope_choices
+    chosen_agencies, agency_error = _chosen(form, "services", "agency", known_agencies)
+    chosen_scopes, scope_error = _chosen(form, "details", "scope", known_scopes)
     errors |= {key: message for key, message in (("services", agency_error), ("details", scope_error)) if message}
     ends, date_error = end_date(form, utcnow())
     if date_error:
@@ -62,7 +71,7 @@ def terms_from(form: MultiDict[str, str], *,
         return None, errors
     scopes = frozenset(chosen_scopes) | {"openid"} if chosen_scopes is not None else None
     return Terms(type=kind, mode=mode, agencies=tuple(chosen_agencies) if chosen_agencies is not None else None,
-                 scopes=scopes, ends_at=ends), {}
+                 scopes=scopes, ends_at=ends, may_delegate_onward=may_pass_on == "yes"), {}
 
 
 def _chosen(form: MultiDict[str, str], radio: str, box: str, known: set[str]) -> tuple[list[str] | None, str | None]:

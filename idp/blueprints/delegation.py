@@ -8,6 +8,7 @@ a bad id, link, date or scope is a 4xx page and saves nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -16,13 +17,14 @@ from sqlalchemy import select
 
 from consent import delegations as lifecycle
 from consent.delegation_models import Delegation
-from consent.errors import DelegationError, DelegationInvalid
+from consent.errors import DelegationError, DelegationInvalid, DelegationNotFound
 from consent.pseudonyms import existing_pseudonym
 from idp.blueprints.account import signed_in
 from idp.consent_ledger import ledger
 from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects, send_invitation, send_request
-from idp.delegation_forms import MODES, RELATIONSHIPS, agencies, delegable_scopes, end_date, terms_from
+from idp.delegation_forms import (MODES, ONWARD, RELATIONSHIPS, agencies, delegable_scopes, end_date,
+                                  terms_from)
 from idp.dependents import create_dependent
 from idp.errors import PageError
 from idp.login_sessions import current_session
@@ -47,7 +49,7 @@ def _names(ids: set[str | None]) -> dict[str, Account]:
 
 
 def _page(template: str, **context: Any) -> dict[str, Any]:
-    return {"relationships": RELATIONSHIPS, "modes": MODES, "descriptions": SCOPE_DESCRIPTIONS,
+    return {"relationships": RELATIONSHIPS, "modes": MODES, "onward": ONWARD, "descriptions": SCOPE_DESCRIPTIONS,
             "agency_names": {a.id: a.name for a in agencies()}, **context}
 
 
@@ -68,7 +70,7 @@ def invite() -> Response | str:
     context = _page("", form=form, agencies=agencies(), scopes=delegable_scopes())
     if request.method == "GET":
         return render_template("delegation/invite.html", errors={}, **context)
-    terms, errors = terms_from(request.form)
+    terms, errors = terms_from(request.form, onward=True)
     email = request.form.get("email", "").strip().lower()[:320]
     if "@" not in email or " " in email:
         errors["email"] = "Enter an email address in the correct format, like name@example.com"
@@ -138,8 +140,11 @@ def stop_everyone() -> Response | str:
 @signed_in
 def acting_for() -> str:
     theirs = lifecycle.of_delegate(db(), g.account.id)
+    passed_on = lifecycle.passed_on_by(db(), g.account.id)
+    people = _names({d.principal_id for d in theirs} | {d.delegate_id for d in passed_on})
     return render_template("delegation/acting_for.html", **_page(
-        "", delegations=theirs, people=_names({d.principal_id for d in theirs}), done=request.args.get("done")))
+        "", delegations=theirs, passed_on=passed_on, people=people, done=request.args.get("done"),
+        now=utcnow()))
 
 
 @bp.post("/account/acting-for/<delegation_id>/stop")
@@ -150,6 +155,79 @@ def stop_acting(delegation_id: str) -> Response:
                          ledger=ledger(), effects=ServiceEffects())
     db().commit()
     return redirect(url_for("delegation.acting_for", done="stopped"))
+
+
+@bp.route("/account/acting-for/<delegation_id>/pass-on", methods=["GET", "POST"])
+@signed_in
+def pass_on(delegation_id: str) -> Response | str:
+    """delegation.md: a delegate allowed to delegate onward invites one more person, with no more than
+    they have themselves (one hop). The principal sees it and can stop it, as can the delegate."""
+    mine = lifecycle.owned(db(), delegation_id, delegate_id=g.account.id)
+    if not (mine.may_delegate_onward and mine.in_force(utcnow())):
+        raise PageError("You cannot pass this on", "You are not allowed to pass this on to someone else.", 403)
+    choices = _onward_choices(mine)
+    form = request.form if request.method == "POST" else request.args
+    context = _page("", form=form, mine=mine, principal=db().get(Account, mine.principal_id), **choices)
+    if request.method == "GET":
+        return render_template("delegation/pass_on.html", errors={}, **context)
+    terms, errors = terms_from(_with_type(request.form, mine.type), types={mine.type: mine.type},
+                               agency_choices={a.id for a in choices["agencies"]}, scope_choices=set(choices["scopes"]),
+                               modes=choices["modes"])
+    email = request.form.get("email", "").strip().lower()[:320]
+    if "@" not in email or " " in email:
+        errors["email"] = "Enter an email address in the correct format, like name@example.com"
+    elif email in (g.account.email, context["principal"].email):
+        errors["email"] = "Enter the email address of someone else"
+    if not errors and terms is not None:
+        try:
+            onward, token = lifecycle.invite_delegate(db(), mine.principal_id, email, _within(mine, terms),
+                                                      ledger=ledger(), by=lifecycle.actor(g.account.id), parent=mine)
+        except DelegationInvalid as error:
+            db().rollback()
+            errors["end-day"] = str(error)
+    if errors or terms is None:
+        return Response(render_template("delegation/pass_on.html", errors=errors, **context), status=400)
+    link = services().settings.endpoint(url_for("delegation.invitation", token=token))
+    send_invitation(db(), to=email, principal=context["principal"], delegation=onward, link=link,
+                    passed_on_by=g.account)
+    db().commit()
+    return redirect(url_for("delegation.acting_for", done="passed_on"))
+
+
+def _onward_choices(mine: Delegation) -> dict[str, Any]:
+    """What an onward delegation may cover: never more than the delegate's own."""
+    every_agency = agencies()
+    scopes = delegable_scopes() if mine.scope_set is None else sorted(mine.scope_set - {"openid"})
+    return {"agencies": every_agency if mine.agencies is None else [a for a in every_agency if a.id in mine.agencies],
+            "scopes": scopes, "modes": MODES if mine.mode == "act" else {"view": MODES["view"]}}
+
+
+def _with_type(form: Any, kind: str) -> Any:
+    """An onward delegation has the type of the one it comes from."""
+    copied = form.copy()
+    copied["type"] = kind
+    return copied
+
+
+def _within(mine: Delegation, terms: lifecycle.Terms) -> lifecycle.Terms:
+    """On the onward form, "All" means all that the delegate's own delegation covers."""
+    return dataclasses.replace(
+        terms, agencies=tuple(mine.agencies) if terms.agencies is None and mine.agencies is not None else terms.agencies,
+        scopes=mine.scope_set if terms.scopes is None and mine.scope_set is not None else terms.scopes)
+
+
+@bp.post("/account/acting-for/<delegation_id>/passed-on/<onward_id>/stop")
+@signed_in
+def stop_passed_on(delegation_id: str, onward_id: str) -> Response:
+    """The delegate who passed a delegation on can end it (so can the principal, on their page)."""
+    mine = lifecycle.owned(db(), delegation_id, delegate_id=g.account.id)
+    onward = db().get(Delegation, onward_id[:36])
+    if onward is None or onward.parent_id != mine.id:
+        raise DelegationNotFound("There is no such delegation.")
+    lifecycle.transition(db(), onward, "revoke", by=lifecycle.actor(g.account.id), reason="revoked_by_delegate",
+                         ledger=ledger(), effects=ServiceEffects())
+    db().commit()
+    return redirect(url_for("delegation.acting_for", done="stopped_passed_on"))
 
 
 @bp.route("/account/acting-for/request", methods=["GET", "POST"])
