@@ -8,6 +8,7 @@ more than the user to its hooks); the code and the token family then record it.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from flask import g
@@ -23,7 +24,7 @@ from consent.models import Consent
 from consent.pseudonyms import pseudonym_for
 from idp.db import utcnow
 from idp.dependents import is_dependent
-from idp.models import Account, Client
+from idp.models import Account, Client, LoginSession, TokenFamily
 
 
 def principal_allows(session: Session, client: Client) -> Any:
@@ -88,3 +89,27 @@ def families_under(session: Session, delegation_id: str) -> list[Any]:
 
     query = select(TokenFamily).where(TokenFamily.delegation_id == delegation_id, TokenFamily.revoked_at.is_(None))
     return list(session.scalars(query))
+
+
+@dataclasses.dataclass(frozen=True)
+class ActingNow:
+    principal: str  # their name
+    relationship: str  # the delegation's type
+    service: str  # the client's name
+
+
+def acting_in_session(session: Session, login: LoginSession) -> list[ActingNow]:
+    """delegation.md "Act": whom this browser session is acting for now, with which services: the
+    token families issued in it under a delegation still in force (the banner on every page)."""
+    now = utcnow()
+    rows = session.execute(
+        select(Account.given_name, Account.family_name, Delegation.type, Client.name)
+        .select_from(TokenFamily)
+        .join(Delegation, Delegation.id == TokenFamily.delegation_id)
+        .join(Account, Account.id == TokenFamily.account_id)
+        .join(Client, Client.client_id == TokenFamily.client_id)
+        .where(TokenFamily.session_id == login.id, TokenFamily.actor_account_id == login.account_id,
+               TokenFamily.revoked_at.is_(None), TokenFamily.absolute_expires_at > now,
+               Delegation.status == "active", Delegation.ends_at.is_(None) | (Delegation.ends_at > now))
+        .distinct().order_by(Account.given_name, Client.name).limit(10))
+    return [ActingNow(f"{given} {family}".strip(), kind, service) for given, family, kind, service in rows]

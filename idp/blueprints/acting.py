@@ -7,23 +7,36 @@ every token from it) for the principal, with the delegate named as actor.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from consent.acting import ActingGrant, may_act_for
 from consent.errors import NotAllowedToAct
 from idp import interactions
-from idp.acting import grant_for, record_acting
+from idp.acting import ActingNow, acting_in_session, grant_for, record_acting
 from idp.consent_ledger import ledger
 from idp.errors import PageError
 from idp.interactions import Interaction
-from idp.login_sessions import current_session
+from idp.login_sessions import COOKIE_NAME, current_session
 from idp.models import Account, Client, LoginSession
 from idp.services import db
 
 bp = Blueprint("acting", __name__)
 ASK: Literal["ask"] = "ask"
+
+
+@bp.app_context_processor
+def acting_banner() -> dict[str, Any]:
+    """delegation.md "Act": a banner on every page says whom the signed-in person is acting for."""
+
+    def acting_now() -> list[ActingNow]:
+        if request.cookies.get(COOKIE_NAME) is None:
+            return []
+        login = current_session()
+        return [] if login is None else acting_in_session(db(), login)
+
+    return {"acting_now": acting_now}
 
 
 def who_is_served(login: LoginSession, prompts: set[str], scopes: list[str], client: Client,

@@ -33,6 +33,7 @@ def test_invite_accept_act_revoke(chromium: Browser, live_server: LiveServer) ->
         mary.get_by_label("Their email address").fill(carol_email)
         mary.get_by_label("Carer").check()
         mary.get_by_label("Use services for you").check()
+        mary.get_by_label("Yes, to one other person, with no more than I allow them").check()
         mary.get_by_role("button", name="Send invitation").click()
         on_page(mary, "People who can act for you")
         expect(mary.locator(".govuk-notification-banner")).to_contain_text("emailed your invitation")
@@ -61,6 +62,16 @@ def test_invite_accept_act_revoke(chromium: Browser, live_server: LiveServer) ->
         bearer = {"Authorization": f"Bearer {token['access_token']}"}
         info = requests.get(f"{live_server.url}/userinfo", headers=bearer, timeout=10).json()
         assert info["delegation"]["type"] == "carer" and "sub" in info["act"] and info["sub"] != info["act"]["sub"]
+
+        carol.goto("/account/acting-for")  # every page now says whom Carol is acting for
+        on_page(carol, "People you can act for")
+        expect(carol.locator("[data-acting-banner]")).to_contain_text(
+            "You are using Browser Test Service for Mary Smith, as their carer")
+        carol.get_by_role("link", name="Ask someone else to help Mary Smith").click()
+        on_page(carol, "Ask someone else to help Mary Smith")
+        carol.get_by_role("button", name="Send invitation").click()
+        assert_error_summary_links_to_fields(carol)
+        on_page(carol, "Ask someone else to help Mary Smith")
 
         mary.goto("/account/delegates")
         mary.get_by_role("button", name="Stop Carol Jones acting for you").click()

@@ -196,3 +196,21 @@ def test_a_delegation_revoked_while_choosing_is_refused_when_resuming(
 def test_discovery_lists_the_acting_claims(client: FlaskClient) -> None:
     supported = client.get("/.well-known/openid-configuration").get_json()["claims_supported"]
     assert {"act", "delegation"} <= set(supported)
+
+
+def test_every_page_says_whom_the_carer_is_acting_for_until_it_stops(
+        client: FlaskClient, db_session: Session, ledger: Ledger, mary: Account, carol: Account,
+        rp: RegisteredClient) -> None:
+    delegation = delegate(db_session, ledger, mary, carol)
+    sign_in(client, carol)
+    assert "data-acting-banner" not in client.get("/account/acting-for").get_data(as_text=True)
+    acting_tokens(client, rp, "myself")
+    assert "data-acting-banner" not in client.get("/account/acting-for").get_data(as_text=True)
+    acting_tokens(client, rp, delegation.id)
+    for page in ("/account/acting-for", "/account", "/account/sessions", "/account/delegates", "/"):
+        html = client.get(page).get_data(as_text=True)
+        assert "data-acting-banner" in html and "for Mary Smith, as their carer" in html, page
+    lifecycle.transition(db_session, delegation, "revoke", by="system", reason="revoked_by_principal",
+                         ledger=ledger, effects=ServiceEffects())
+    db_session.commit()
+    assert "data-acting-banner" not in client.get("/account/acting-for").get_data(as_text=True)
