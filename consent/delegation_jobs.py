@@ -81,13 +81,13 @@ def _remind(session: Session, effects: DelegationEffects, now: dt.datetime, poli
 
 def _suspend_grown_up(session: Session, ledger: Ledger, effects: DelegationEffects, now: dt.datetime,
                       policy: TickPolicy) -> int:
-    """delegation.md: a parent's delegation is suspended when the dependent reaches the age; both are
-    told beforehand (the reminder window)."""
+    """delegation.md: a parent's delegation is suspended when the dependent reaches the age, unless the
+    young person has agreed that it continues; both are told beforehand (the reminder window)."""
     today = now.date()
     warn_born_before = _years_before(today + dt.timedelta(days=policy.reminder_days), policy.parent_age)
     query = (select(Delegation, _accounts.c.birthdate)
              .join(_accounts, _accounts.c.id == Delegation.principal_id)
-             .where(Delegation.type == "parent", Delegation.status == "active",
+             .where(Delegation.type == "parent", Delegation.status == "active", Delegation.continued_at.is_(None),
                     _accounts.c.birthdate <= warn_born_before).limit(policy.batch))
     count = 0
     for delegation, born in session.execute(query).all():

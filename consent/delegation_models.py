@@ -25,6 +25,7 @@ REASONS = (
     "created_onward", "declined", "request_declined", "revoked_by_principal", "revoked_by_delegate",
     "revoked_by_operator", "stop_everyone", "upstream_ended", "ended_date_passed", "unused", "invitation_lapsed",
     "request_lapsed", "suspended_by_operator", "dependent_came_of_age", "resumed", "renewed",
+    "young_person_consented",
 )
 
 
@@ -87,6 +88,9 @@ class Delegation(Base):
     pending_until: Mapped[dt.datetime | None]  # an invitation's or a request's deadline
     last_used_at: Mapped[dt.datetime | None]
     reminded_at: Mapped[dt.datetime | None]
+    # A ``parent`` delegation past the configured age: when the young person, from their own
+    # account, agreed that it continues (delegation.md "Review / expire").
+    continued_at: Mapped[dt.datetime | None]
 
     @property
     def scope_set(self) -> frozenset[str] | None:

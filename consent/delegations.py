@@ -27,7 +27,7 @@ import secrets
 from collections.abc import Iterable
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session, aliased
 
 from consent.delegation_models import MODES, Delegation, DelegationChange
@@ -54,11 +54,14 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     "suspend": (frozenset({"active"}), "suspended"),
     "resume": (frozenset({"suspended"}), "active"),
     "renew": (frozenset({"active"}), "active"),
+    # A young person agrees that their parent keeps helping: before the age, or once it paused it.
+    "continue": (frozenset({"active", "suspended"}), "active"),
 }
 EVENTS = {"accept": EventType.DELEGATION_ACCEPTED, "approve": EventType.DELEGATION_ACCEPTED,
           "decline": EventType.DELEGATION_DECLINED, "revoke": EventType.DELEGATION_REVOKED,
           "expire": EventType.DELEGATION_EXPIRED, "suspend": EventType.DELEGATION_SUSPENDED,
-          "resume": EventType.DELEGATION_RESUMED, "renew": EventType.DELEGATION_RENEWED}
+          "resume": EventType.DELEGATION_RESUMED, "renew": EventType.DELEGATION_RENEWED,
+          "continue": EventType.DELEGATION_RENEWED}
 
 
 class DelegationEffects(Protocol):
@@ -210,13 +213,15 @@ def _not_self(delegate_id: str, principal_id: str) -> None:
 
 def transition(session: Session, delegation: Delegation, name: str, *, by: str, reason: str, ledger: Ledger,
                effects: DelegationEffects | None, note: str | None = None, now: dt.datetime | None = None,
-               tell_delegate: bool = True, **values: object) -> Delegation:
-    """Make one transition of the diagram, or raise DelegationStateError if its prior status is wrong."""
+               tell_delegate: bool = True, when: ColumnElement[bool] | None = None, **values: object) -> Delegation:
+    """Make one transition of the diagram, or raise DelegationStateError if its prior status is wrong
+    (or ``when``, a further condition on the row, does not hold)."""
     allowed, target = TRANSITIONS[name]
     now = now or utcnow()
     before = delegation.status
+    condition = Delegation.status.in_(allowed) if when is None else Delegation.status.in_(allowed) & when
     changed = session.execute(
-        update(Delegation).where(Delegation.id == delegation.id, Delegation.status.in_(allowed))
+        update(Delegation).where(Delegation.id == delegation.id, condition)
         .values(status=target, status_reason=reason, status_changed_at=now, status_changed_by=by,
                 status_note=note, **values)
     ).rowcount  # type: ignore[attr-defined]
@@ -234,6 +239,22 @@ def transition(session: Session, delegation: Delegation, name: str, *, by: str, 
     if target in ("revoked", "expired"):
         _end_onward(session, delegation, ledger=ledger, effects=effects, now=now)
     return delegation
+
+
+def continue_for_young_person(session: Session, delegation: Delegation, principal_id: str, *, ledger: Ledger,
+                              effects: DelegationEffects | None, now: dt.datetime | None = None) -> Delegation:
+    """delegation.md "Review / expire": a ``parent`` delegation goes on past the configured age only
+    if the young person, signed in to their own account, agrees. It then needs renewing like a
+    family member's (12 months); one paused by our staff stays paused."""
+    now = now or utcnow()
+    if delegation.type != "parent" or delegation.principal_id != principal_id:
+        raise DelegationInvalid("Only the young person can agree that their parent keeps helping them.")
+    if delegation.status == "suspended" and delegation.status_reason != "dependent_came_of_age":
+        raise DelegationStateError("This has been paused by our staff. Contact us to talk about it.")
+    paused_for_age = (Delegation.status == "active") | (Delegation.status_reason == "dependent_came_of_age")
+    return transition(session, delegation, "continue", by=actor(principal_id), reason="young_person_consented",
+                      ledger=ledger, effects=effects, now=now, when=paused_for_age, continued_at=now,
+                      ends_at=default_end(now), reminded_at=None)
 
 
 def _end_onward(session: Session, delegation: Delegation, *, ledger: Ledger, effects: DelegationEffects | None,

@@ -27,6 +27,7 @@ from idp.blueprints import (
     registration,
     signin,
     signup,
+    young_people,
 )
 from idp.blueprints import ledger as ledger_api
 from idp.blueprints import openapi as openapi_description
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.register_blueprint(module.bp)
     for module in (ledger_api, connected_services):  # consent-ledger.md
         app.register_blueprint(module.bp)
-    for module in (acting, delegation):  # delegation.md
+    for module in (acting, delegation, young_people):  # delegation.md
         app.register_blueprint(module.bp)
     app.register_blueprint(openapi_description.bp)  # the JSON endpoints' description
     if not settings.is_production:

@@ -27,7 +27,12 @@ NEWS = {
     "remind": ("A delegation ends soon", "{delegate}'s delegation to act for {principal} ends on {ends}. "
                                          "{principal} can renew it from 'People who can act for you'."),
     "age": ("A delegation ends soon", "{principal} will soon be old enough to manage their own account; "
-                                      "{delegate}'s delegation as their parent will then be paused."),
+                                      "{delegate}'s delegation as their parent will then be paused, unless "
+                                      "{principal}, signed in to their own account, agrees that it continues. "
+                                      "A parent can give their child their own account from "
+                                      "'People you can act for'."),
+    "continue": ("{principal} agreed that {delegate} keeps helping",
+                 "{delegate} can keep acting for {principal} until {ends}, as {principal} agreed."),
 }
 
 

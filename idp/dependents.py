@@ -1,13 +1,23 @@
 """Dependents (delegation.md "Relationships": ``parent``): a child profile with no credentials of
 its own, made by a parent who then acts for it. The profile is an account that cannot sign in (no
 password, no passkey, an address that receives nothing); the parent's assertion of parental
-responsibility is recorded as the delegation's creator and time, for an operator to verify."""
+responsibility is recorded as the delegation's creator and time, for an operator to verify.
+
+When the child is old enough, the parent gives the profile to them as their own account (the same
+account, so agencies keep knowing them by the same subject): a single-use link to the young
+person's email lets them set a password. From then on they decide what is shared, and whether the
+parent keeps helping past the configured age (``consent.delegations.continue_for_young_person``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import secrets
 import uuid
 
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from consent import delegations as lifecycle
@@ -15,9 +25,19 @@ from consent.delegation_models import Delegation
 from consent.delegations import Terms
 from consent.errors import DelegationInvalid
 from consent.ledger import Ledger
-from idp.models import Account
+from idp.db import utcnow
+from idp.models import Account, EmailChallenge
 
 DEPENDENT_DOMAIN = "dependent.invalid"  # RFC 2606: never delivers, so never a way in
+# UK GDPR Art. 8 and the Data Protection Act 2018 s.9: from 13 a child can consent to online services.
+OWN_ACCOUNT_AGE = 13
+HANDOVER_DAYS = 7
+
+
+class HandoverUnusable(DelegationInvalid):
+    """A handover link that is unknown, used, replaced by a newer one, or past its 7 days."""
+
+    status = 410
 
 
 def is_dependent(account: Account) -> bool:
@@ -38,6 +58,77 @@ def create_dependent(session: Session, parent: Account, *, given_name: str, fami
     return lifecycle.create_active(session, child.id, parent.id, Terms(type="parent", mode="act"), ledger=ledger,
                                    by=lifecycle.actor(parent.id), reason="created_for_dependent",
                                    basis="parental_responsibility")
+
+
+def offer_own_account(session: Session, delegation: Delegation, parent: Account, email: str, *,
+                      today: dt.date | None = None) -> tuple[Account, str]:
+    """The parent gives their child's profile to the child: returns the child and the link token for
+    ``email`` (the young person's own address). Any earlier link for the child stops working."""
+    if problem := own_account_problem(session, delegation, parent, today):
+        raise DelegationInvalid(problem)
+    child = session.get(Account, delegation.principal_id)
+    assert child is not None
+    email = email.strip().lower()
+    if "@" not in email or " " in email or len(email) > 320 or email.endswith(".invalid"):
+        raise DelegationInvalid("Enter an email address in the correct format, like name@example.com")
+    if email == parent.email or session.scalar(select(Account.id).where(Account.email == email)) is not None:
+        raise DelegationInvalid(f"Enter an email address that only {child.given_name} uses, "
+                                "and that does not already have an account")
+    _withdraw_offers(session, child.id)
+    token = secrets.token_urlsafe(32)
+    offer = EmailChallenge(purpose="handover", email=email, account_id=child.id, code_hash="",
+                           expires_at=utcnow() + dt.timedelta(days=HANDOVER_DAYS))
+    session.add(offer)
+    session.flush()
+    offer.code_hash = _link_hash(offer.id, token)
+    return child, f"{offer.id}.{token}"
+
+
+def own_account_problem(session: Session, delegation: Delegation, parent: Account,
+                        today: dt.date | None = None) -> str | None:
+    """Why this parent cannot give this profile to the child now, or None."""
+    child = session.get(Account, delegation.principal_id)
+    if (child is None or not is_dependent(child) or delegation.type != "parent"
+            or delegation.delegate_id != parent.id or not delegation.in_force(utcnow())):
+        return "Only a parent can give a child profile its own account."
+    if child.birthdate is None or child.birthdate > _years_before(today or dt.date.today(), OWN_ACCOUNT_AGE):
+        return f"A child can have their own account from the age of {OWN_ACCOUNT_AGE}."
+    return None
+
+
+def handover(session: Session, link: str) -> tuple[EmailChallenge, Account]:
+    """The open offer a link is for, and the child profile: HandoverUnusable otherwise."""
+    offer_id, _, token = link[:200].partition(".")
+    offer = session.get(EmailChallenge, offer_id[:36]) if offer_id and token else None
+    child = session.get(Account, offer.account_id) if offer is not None and offer.account_id else None
+    if (offer is None or child is None or offer.purpose != "handover" or offer.consumed_at is not None
+            or offer.expires_at <= utcnow() or not is_dependent(child)
+            or not hmac.compare_digest(offer.code_hash, _link_hash(offer.id, token))):
+        raise HandoverUnusable("This link is not valid. It may have been used already, or be more than "
+                               f"{HANDOVER_DAYS} days old. Ask your parent to send a new one.")
+    return offer, child
+
+
+def take_own_account(session: Session, offer: EmailChallenge, child: Account, password_hash: str) -> Account:
+    """The young person sets their password: the profile becomes their account, its address verified
+    by the link. One conditional UPDATE, so a link used twice at once works once."""
+    taken = session.execute(update(EmailChallenge).where(EmailChallenge.id == offer.id,
+                                                         EmailChallenge.consumed_at.is_(None))
+                            .values(consumed_at=utcnow(), verified_at=utcnow())).rowcount  # type: ignore[attr-defined]
+    if taken != 1 or session.scalar(select(Account.id).where(Account.email == offer.email)) is not None:
+        raise HandoverUnusable("This link has already been used, or the address now has another account.")
+    child.email, child.email_verified, child.password_hash = offer.email, True, password_hash
+    return child
+
+
+def _withdraw_offers(session: Session, child_id: str) -> None:
+    session.execute(update(EmailChallenge).where(EmailChallenge.account_id == child_id,
+                                                 EmailChallenge.purpose == "handover",
+                                                 EmailChallenge.consumed_at.is_(None)).values(consumed_at=utcnow()))
+
+
+def _link_hash(offer_id: str, token: str) -> str:
+    return hashlib.sha256(f"{offer_id}:{token}".encode()).hexdigest()
 
 
 def _years_before(day: dt.date, years: int) -> dt.date:

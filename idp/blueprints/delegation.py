@@ -25,7 +25,7 @@ from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects, send_invitation, send_request
 from idp.delegation_forms import (MODES, ONWARD, RELATIONSHIPS, agencies, delegable_scopes, end_date,
                                   terms_from)
-from idp.dependents import create_dependent
+from idp.dependents import create_dependent, own_account_problem
 from idp.errors import PageError
 from idp.login_sessions import current_session
 from idp.models import Account, Agency
@@ -60,7 +60,8 @@ def _page(template: str, **context: Any) -> dict[str, Any]:
 def delegates() -> str:
     mine = lifecycle.of_principal(db(), g.account.id)
     return render_template("delegation/delegates.html", **_page(
-        "", delegations=mine, people=_names({d.delegate_id for d in mine}), done=request.args.get("done")))
+        "", delegations=mine, people=_names({d.delegate_id for d in mine}), done=request.args.get("done"),
+        parent_age=services().settings.delegation_parent_age))
 
 
 @bp.route("/account/delegates/invite", methods=["GET", "POST"])
@@ -88,7 +89,8 @@ def invite() -> Response | str:
 @bp.post("/account/delegates/<delegation_id>/<action>")
 @signed_in
 def decide(delegation_id: str, action: str) -> Response:
-    """The principal's buttons: revoke, approve or decline a request, renew."""
+    """The principal's buttons: revoke, approve or decline a request, renew; a young person's
+    agreement that their parent keeps helping (continue)."""
     delegation = lifecycle.owned(db(), delegation_id, principal_id=g.account.id)
     by, effects = lifecycle.actor(g.account.id), ServiceEffects()
     if action == "revoke":
@@ -102,6 +104,8 @@ def decide(delegation_id: str, action: str) -> Response:
         lifecycle.transition(db(), delegation, action, by=by, reason=reason, ledger=ledger(), effects=effects)
     elif action == "renew":
         renew(delegation)
+    elif action == "continue":
+        lifecycle.continue_for_young_person(db(), delegation, g.account.id, ledger=ledger(), effects=effects)
     else:
         raise PageError("There is a problem", "That action is not available.", 404)
     db().commit()
@@ -142,9 +146,10 @@ def acting_for() -> str:
     theirs = lifecycle.of_delegate(db(), g.account.id)
     passed_on = lifecycle.passed_on_by(db(), g.account.id)
     people = _names({d.principal_id for d in theirs} | {d.delegate_id for d in passed_on})
+    grown_up = {d.id for d in theirs if d.type == "parent" and own_account_problem(db(), d, g.account) is None}
     return render_template("delegation/acting_for.html", **_page(
         "", delegations=theirs, passed_on=passed_on, people=people, done=request.args.get("done"),
-        now=utcnow()))
+        now=utcnow(), can_have_own_account=grown_up))
 
 
 @bp.post("/account/acting-for/<delegation_id>/stop")

@@ -12,10 +12,11 @@ from idp.db import Base, utcnow
 
 
 class EmailChallenge(Base):
-    """A 6-digit code sent to an email address; stored only as a hash (sign-in.md "Accounts")."""
+    """A 6-digit code sent to an email address, or (``handover``) the single-use link that gives a
+    young person their own account; stored only as a hash (sign-in.md "Accounts")."""
 
     __tablename__ = "email_challenges"
-    __table_args__ = (CheckConstraint("purpose IN ('signup', 'recovery')", name="purpose"),)
+    __table_args__ = (CheckConstraint("purpose IN ('signup', 'recovery', 'handover')", name="purpose"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=lambda: str(uuid.uuid4()))
     purpose: Mapped[str] = mapped_column(String(10))

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent import delegations as lifecycle
 from consent.delegation_jobs import TickPolicy, tick
 from consent.delegations import Terms
+from consent.delegation_models import Delegation
+from consent.errors import DelegationInvalid, DelegationStateError
 from consent.ledger import Ledger
 from consent.models import LedgerEntry
 from idp.db import utcnow
+from idp.models import Account
 from tests.consent.test_delegations import CARER, Recorder, active, invited, person
 
 
@@ -64,3 +68,54 @@ def test_a_dependent_coming_of_age_suspends_the_parent_delegation(db_session: Se
     report = tick(db_session, ledger=ledger, effects=effects, now=utcnow() + dt.timedelta(days=11))
     assert report.came_of_age == 1 and delegation.status == "suspended"
     assert delegation.status_reason == "dependent_came_of_age"
+
+
+def _parent_of_nearly_sixteen(db_session: Session, ledger: Ledger) -> tuple[Account, Account, Delegation]:
+    child, parent = person(db_session, "Kit"), person(db_session, "Pam")
+    child.birthdate = (utcnow() - dt.timedelta(days=int(16 * 365.25) - 10)).date()  # 16 in about ten days
+    delegation = lifecycle.create_active(db_session, child.id, parent.id, Terms(type="parent", mode="act"),
+                                         ledger=ledger, by=f"account:{parent.id}", reason="created_for_dependent",
+                                         basis="parental_responsibility")
+    return child, parent, delegation
+
+
+def test_a_young_person_who_agrees_keeps_their_parent_past_the_age(db_session: Session, ledger: Ledger) -> None:
+    child, _parent, delegation = _parent_of_nearly_sixteen(db_session, ledger)
+    effects = Recorder()
+    lifecycle.continue_for_young_person(db_session, delegation, child.id, ledger=ledger,
+                                        effects=effects)
+    assert delegation.status == "active" and delegation.continued_at is not None
+    assert delegation.ends_at is not None  # reviewed like a family member's
+    assert effects.told[-1][1] == "continue"
+    change = lifecycle.changes(db_session, delegation.id)[-1]
+    assert (change.reason, change.actor) == ("young_person_consented", f"account:{child.id}")
+    assert db_session.scalars(select(LedgerEntry.type).order_by(LedgerEntry.seq.desc())).first() == "delegation.renewed"
+    report = tick(db_session, ledger=ledger, effects=effects, now=utcnow() + dt.timedelta(days=11))
+    assert report.came_of_age == 0 and delegation.status == "active"
+
+
+def test_a_young_person_can_bring_back_a_parent_paused_for_age_but_not_by_staff(db_session: Session,
+                                                                                ledger: Ledger) -> None:
+    child, parent, delegation = _parent_of_nearly_sixteen(db_session, ledger)
+    tick(db_session, ledger=ledger, effects=Recorder(), now=utcnow() + dt.timedelta(days=11))
+    assert delegation.status == "suspended"
+    with pytest.raises(DelegationInvalid):  # only the young person themselves
+        lifecycle.continue_for_young_person(db_session, delegation, parent.id, ledger=ledger,
+                                            effects=None)
+    lifecycle.continue_for_young_person(db_session, delegation, child.id, ledger=ledger,
+                                        effects=None)
+    assert delegation.status == "active"
+
+    lifecycle.transition(db_session, delegation, "suspend", by="operator:sam", reason="suspended_by_operator",
+                         ledger=ledger, effects=None, note="safeguarding")
+    with pytest.raises(DelegationStateError):
+        lifecycle.continue_for_young_person(db_session, delegation, child.id, ledger=ledger,
+                                            effects=None)
+    assert (delegation.status, delegation.status_reason) == ("suspended", "suspended_by_operator")
+
+
+def test_only_a_parent_delegation_can_be_continued_this_way(db_session: Session, ledger: Ledger) -> None:
+    mary = person(db_session, "Mary")
+    delegation = active(db_session, mary, person(db_session), ledger)
+    with pytest.raises(DelegationInvalid):
+        lifecycle.continue_for_young_person(db_session, delegation, mary.id, ledger=ledger, effects=None)

@@ -1,0 +1,77 @@
+"""Children growing up (delegation.md "Relationships" ``parent``, "Review / expire"): a parent gives
+a child profile to the young person as their own account, through a single-use emailed link; the
+young person, signed in as themselves, can then agree that the parent keeps helping after the
+configured age (the button is on their "People who can act for you" page)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+
+from consent import delegations as lifecycle
+from consent.errors import DelegationInvalid
+from idp.blueprints.account import signed_in
+from idp.dependents import handover, offer_own_account, own_account_problem, take_own_account
+from idp.errors import PageError
+from idp.login_sessions import current_session, start_session
+from idp.mail import SERVICE
+from idp.models import Account
+from idp.outbox import queue_email
+from idp.password_policy import password_problem
+from idp.passwords import hash_password
+from idp.services import db, services
+
+bp = Blueprint("young_people", __name__)
+
+
+@bp.route("/account/acting-for/<delegation_id>/own-account", methods=["GET", "POST"])
+@signed_in
+def offer(delegation_id: str) -> Response | str:
+    """The parent's page: the young person's own email address gets a link to take the profile over."""
+    delegation = lifecycle.owned(db(), delegation_id, delegate_id=g.account.id)
+    if problem := own_account_problem(db(), delegation, g.account):
+        raise PageError("You cannot do this", problem, 403)
+    child = db().get(Account, delegation.principal_id)
+    email = request.form.get("email", "")[:320]
+    if request.method == "GET":
+        return render_template("delegation/own_account_offer.html", child=child, email="", errors={})
+    try:
+        child, link = offer_own_account(db(), delegation, g.account, email)
+    except DelegationInvalid as error:
+        db().rollback()
+        html = render_template("delegation/own_account_offer.html", child=child, email=email,
+                               errors={"email": str(error)})
+        return Response(html, status=400)
+    address = services().settings.endpoint(url_for("young_people.take", link=link))
+    queue_email(db(), to=email.strip().lower(), subject=f"Your own {SERVICE} account", body=(
+        f"{g.account.name} has set up a {SERVICE} account for you, {child.given_name}.\n\n"
+        f"To start using it, open this link within 7 days and choose a password (the link works once):\n"
+        f"{address}\n\nIf you were not expecting this, you can ignore this email.\n"))
+    db().commit()
+    return redirect(url_for("delegation.acting_for", done="own_account_offered"))
+
+
+@bp.route("/own-account/<link>", methods=["GET", "POST"])
+def take(link: str) -> Response | str:
+    """The young person's page: choose a password; the profile becomes their account."""
+    offered, child = handover(db(), link)
+    if current_session() is not None:
+        raise PageError("Sign out first", f"This link is for {child.given_name} to set up their own account. "
+                        "Sign out, then open the link again.", 403)
+    if request.method == "GET":
+        return render_template("delegation/own_account.html", child=child, email=offered.email, errors={})
+    password = request.form.get("password", "")
+    if problem := password_problem(password, email=offered.email):
+        html = render_template("delegation/own_account.html", child=child, email=offered.email,
+                               errors={"password": problem})
+        return Response(html, status=400)
+    parents = [db().get(Account, d.delegate_id) for d in lifecycle.of_principal(db(), child.id)
+               if d.type == "parent" and d.delegate_id]
+    take_own_account(db(), offered, child, hash_password(password))
+    for parent in parents:
+        if parent is not None:
+            queue_email(db(), to=parent.email, subject=f"{SERVICE}: {child.given_name} has their own account",
+                        body=f"{child.name} has set up their own account. They now decide what is shared "
+                             "and who can help them; you can still help them while they allow it.\n")
+    start_session(child, acr="Cl", amr=["pwd"])
+    db().commit()
+    return redirect(url_for("delegation.delegates", done="own_account"))
