@@ -1,11 +1,14 @@
 """A carer's journey in Chromium (delegation.md): Mary invites Carol → Carol opens the emailed link,
 signs in and accepts → Carol signs in to the agency's service and chooses to use it for Mary → the
 tokens are Mary's with Carol as actor → Mary stops Carol → Carol's token no longer works.
-axe-core checks every delegation page on the way (WCAG 2.2 AA)."""
+A parent gives a 14-year-old their own account, and the young person agrees the parent keeps
+helping. axe-core checks every delegation page on the way (WCAG 2.2 AA)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import secrets
 
 import requests
 from playwright.sync_api import Browser, expect
@@ -15,6 +18,7 @@ from tests.browser.conftest import PASSWORD, LiveServer, browser_page
 from tests.browser.relying_party import authorization_request, returned_code
 
 LINK = re.compile(r"(/delegation/invitation/[A-Za-z0-9_-]+)")
+OWN_ACCOUNT = re.compile(r"(/own-account/[A-Za-z0-9_.-]+)")
 
 
 def test_invite_accept_act_revoke(chromium: Browser, live_server: LiveServer) -> None:
@@ -116,3 +120,47 @@ def test_the_other_delegation_pages_are_accessible_with_and_without_errors(chrom
         page.get_by_role("button", name="Stop everyone").click()
         assert_error_summary_links_to_fields(page)
         on_page(page, "Stop everyone acting for you")
+
+
+def test_a_parent_gives_a_teenager_their_own_account_and_the_teenager_keeps_them(
+        chromium: Browser, live_server: LiveServer) -> None:
+    parent_email = live_server.create_citizen("Pam", "Parent")
+    born = dt.date.today().year - 14
+    with browser_page(chromium, live_server) as pam, browser_page(chromium, live_server) as kit:
+        pam.goto("/signin")
+        sign_in(pam, parent_email, PASSWORD)
+        pam.goto("/account/acting-for/child")
+        pam.get_by_label("Child's first name").fill("Kit")
+        pam.get_by_label("Child's last name").fill("Parent")
+        pam.get_by_label("Day").fill("1")
+        pam.get_by_label("Month").fill("1")
+        pam.get_by_label("Year").fill(str(born))
+        pam.get_by_label("I have parental responsibility for this child").check()
+        pam.get_by_role("button", name="Add child").click()
+        on_page(pam, "People you can act for")
+        pam.get_by_role("link", name="Give Kit their own account").click()
+        on_page(pam, "Give Kit their own account")
+        pam.get_by_role("button", name="Send link").click()
+        assert_error_summary_links_to_fields(pam)
+        on_page(pam, "Give Kit their own account")
+        kit_email = f"kit-{secrets.token_hex(4)}@example.com"
+        pam.get_by_label("Kit's own email address").fill(kit_email)
+        pam.get_by_role("button", name="Send link").click()
+        on_page(pam, "People you can act for")
+        expect(pam.locator(".govuk-notification-banner")).to_contain_text("link to set up their account")
+
+        pam.goto(f"/dev/outbox?to={kit_email}")
+        link = OWN_ACCOUNT.search(pam.locator("[data-outbox-body]").first.inner_text())
+        assert link is not None
+        kit.goto(link.group(1))
+        on_page(kit, "Set up your account, Kit")
+        kit.get_by_role("button", name="Create my account").click()
+        assert_error_summary_links_to_fields(kit)
+        on_page(kit, "Set up your account, Kit")
+        kit.get_by_label("Choose a password").fill("kit's own long passphrase 42")
+        kit.get_by_role("button", name="Create my account").click()
+        on_page(kit, "People who can act for you")
+        expect(kit.locator(".govuk-summary-card")).to_contain_text("Pam Parent")
+        kit.get_by_role("button", name="Let Pam keep helping me").click()
+        on_page(kit, "People who can act for you")
+        expect(kit.locator(".govuk-notification-banner")).to_contain_text("They can keep helping you")
