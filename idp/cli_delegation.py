@@ -116,19 +116,39 @@ def revoke(delegation_id: str, operator: str) -> None:
     _transition(delegation_id, "revoke", "revoked_by_operator", operator)
 
 
+@delegation.command("renew")
+@click.argument("delegation_id")
+@click.option("--ends", required=True, help="YYYY-MM-DD: the new end or review date")
+@click.option("--operator", required=True, help="who checked that the power of attorney still stands")
+def renew(delegation_id: str, ends: str, operator: str) -> None:
+    """Renew an attorney delegation (delegation.md "Review": for ``attorney``, an operator's fresh
+    approval; every other type is renewed by the principal)."""
+    from consent.delegations import Terms, check_terms
+
+    new_end = _date(ends)
+    try:
+        check_terms(Terms(type="attorney", ends_at=new_end), dt.datetime.now(dt.UTC))
+    except _domain_errors() as error:
+        raise click.ClickException(str(error)) from None
+    _transition(delegation_id, "renew", "renewed", operator, only_type="attorney", ends_at=new_end, reminded_at=None)
+
+
 def _transition(delegation_id: str, name: str, reason: str, operator: str, *, note: str | None = None,
-                notify: bool = True) -> None:
+                notify: bool = True, only_type: str | None = None, **values: object) -> None:
     from consent.delegations import transition
 
     with _context() as (session, ledger, effects):
         found = session.get(Delegation, delegation_id[:36])
         if found is None:
             raise click.ClickException(f"no delegation {delegation_id}")
+        if only_type is not None and found.type != only_type:
+            raise click.ClickException(f"only an {only_type} delegation is renewed by an operator; "
+                                       f"a {found.type} delegation is renewed by the person it serves")
         if not notify:
             found.notify = False
         try:
             transition(session, found, name, by=f"operator:{operator.strip()[:200]}", reason=reason, ledger=ledger,
-                       effects=effects if notify else _Silent(effects), note=note, tell_delegate=notify)
+                       effects=effects if notify else _Silent(effects), note=note, tell_delegate=notify, **values)
         except _domain_errors() as error:
             raise click.ClickException(str(error)) from None
         click.echo(json.dumps({"id": found.id, "status": found.status}, sort_keys=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -76,3 +77,16 @@ def test_suspend_keeps_the_reason_from_the_delegate_and_can_resume(run) -> None:
 def test_tick_runs_and_reports(run) -> None:  # type: ignore[no-untyped-def]
     report = lines(run("delegation", "tick"))[0]
     assert set(report) == {"expired", "lapsed", "unused", "reminded", "came_of_age"}
+
+
+def test_an_operator_renews_an_attorney_delegation_only(run) -> None:  # type: ignore[no-untyped-def]
+    made = lines(run("delegation", "create-attorney", "--principal-email", "donor@example.com",
+                     "--attorney-email", "attorney@example.com", "--reference", "R-2", "--checked-by", "sam",
+                     "--ends", f"{dt.date.today().year + 1}-06-30"))[0]
+    new_end = f"{dt.date.today().year + 3}-06-30"
+    assert lines(run("delegation", "renew", made["id"], "--ends", new_end, "--operator", "kim"))[0]["status"] == "active"
+    listed = lines(run("delegation", "list", "--principal-email", "donor@example.com"))[0]
+    assert listed["ends_at"].startswith(new_end) and listed["status_changed_by"] == "operator:kim"
+    past = run("delegation", "renew", made["id"], "--ends", "2001-01-01", "--operator", "kim")
+    assert past.exit_code != 0 and "future" in past.output
+    assert run("delegation", "renew", "forged", "--ends", new_end, "--operator", "kim").exit_code != 0
