@@ -23,7 +23,7 @@ from consent.ledger import Ledger
 from consent.models import Consent
 from consent.pseudonyms import pseudonym_for
 from idp.db import utcnow
-from idp.dependents import is_dependent
+from idp.dependents import is_dependent_address
 from idp.models import Account, Client, LoginSession, TokenFamily
 
 
@@ -32,13 +32,13 @@ def principal_allows(session: Session, client: Client) -> Any:
 
     def allows(principal_id: str, scopes: set[str]) -> set[str]:
         # One round trip for the principal and their consent to the agency (the sign-in path).
-        row = session.execute(select(Account, Consent).outerjoin(Consent, and_(
+        row = session.execute(select(Account.email, Consent).outerjoin(Consent, and_(
             Consent.account_id == Account.id, Consent.agency_id == client.agency_id))
             .where(Account.id == principal_id)).first()
-        principal, consent = row if row is not None else (None, None)
+        email, consent = row if row is not None else (None, None)
         # A dependent cannot consent; the parent, holding parental responsibility, decides for them
         # (delegation.md ``parent``), and every disclosure is still logged at issuance.
-        if client.statutory_basis or (principal is not None and is_dependent(principal)):
+        if client.statutory_basis or (email is not None and is_dependent_address(email)):
             return scopes & set(client.scope.split())
         granted = consent.granted if consent is not None and consent.is_active(utcnow()) else frozenset()
         return scopes & (set(granted) | SCOPES_WITHOUT_CONSENT)

@@ -41,7 +41,11 @@ class HandoverUnusable(DelegationInvalid):
 
 
 def is_dependent(account: Account) -> bool:
-    return account.email.endswith("@" + DEPENDENT_DOMAIN)
+    return is_dependent_address(account.email)
+
+
+def is_dependent_address(email: str) -> bool:
+    return email.endswith("@" + DEPENDENT_DOMAIN)
 
 
 def create_dependent(session: Session, parent: Account, *, given_name: str, family_name: str, birthdate: dt.date,
