@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pytest
 import redis
@@ -57,6 +58,8 @@ def redis_client():  # type: ignore[no-untyped-def]
     try:
         client.ping()
     except redis.RedisError:
+        if os.environ.get("REQUIRE_REDIS") == "1":  # set by CI
+            pytest.fail("REQUIRE_REDIS=1 but there is no Redis on 127.0.0.1:6379", pytrace=False)
         pytest.skip("no Redis on 127.0.0.1:6379")
     client.flushdb()
     yield client
