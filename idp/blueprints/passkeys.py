@@ -30,13 +30,14 @@ from idp.assurance import TWO_FACTOR, combine_amr
 from idp.blueprints.authorize import acr_request
 from idp.errors import PageError
 from idp.interactions import Interaction
-from idp.login_sessions import current_session, start_session, step_up_session
+from idp.login_sessions import client_network, current_session, start_session, step_up_session
 from idp.mail import send_credential_changed
 from idp.models import LoginSession
 from idp.oauth.server import query_client
 from idp.passkeys import PasskeyError, RelyingParty
 from idp.security import HEADER_CSRF_ENDPOINTS, csrf_header_valid
-from idp.services import db, services
+from idp.services import db, services, throttle
+from idp.throttle import ip_key
 
 bp = Blueprint("passkeys", __name__)
 
@@ -82,17 +83,25 @@ def register_verify() -> Response:
 
 @bp.post("/passkeys/signin/options")
 def signin_options() -> Response:
+    network_not_blocked()  # each start stores a challenge: no unbounded stream of them from one network
     return started("signin", ceremonies.start_authentication(db(), relying_party(), None))
 
 
 @bp.post("/passkeys/signin/verify")
 def signin_verify() -> Response:
     """A discoverable credential with user verification is two factors: ``Cl.Cm``."""
+    network = network_not_blocked()
     data = json_body()
     interaction = pending_interaction(data.get("interaction"))
     challenge = spend("signin", "authenticate", None)
-    result = ceremonies.finish_authentication(db(), relying_party(), challenge, data.get("credential"),
-                                              account=None)
+    try:
+        result = ceremonies.finish_authentication(db(), relying_party(), challenge, data.get("credential"),
+                                                  account=None)
+    except PasskeyError:
+        db().rollback()
+        throttle().record_failure(network)  # counted with failed passwords from the same network
+        db().commit()
+        raise
     start_session(result.account, acr=TWO_FACTOR, amr=result.amr)
     db().commit()
     return finished(continue_to(interaction, None, signed_in_now=True))
@@ -209,6 +218,18 @@ def started(kind: str, ceremony: ceremonies.Ceremony) -> Response:
     pending[kind] = ceremony.id
     session[_CEREMONIES] = pending
     return no_store(jsonify(options=ceremony.options))
+
+
+def network_not_blocked() -> str:
+    """sign-in.md "Throttling": the usernameless ceremony names no account, so only the network's
+    count applies, the same one failed passwords add to. Returns the network's key."""
+    key = ip_key(client_network())
+    wait = throttle().blocked_for(key)
+    if wait is not None:
+        minutes = max(1, round(wait.total_seconds() / 60))
+        raise PasskeyError("too_many_attempts", f"Too many attempts to sign in. Wait {minutes} minutes and try again.",
+                           429)
+    return key
 
 
 def spend(kind: str, purpose: str, account_id: str | None) -> bytes:

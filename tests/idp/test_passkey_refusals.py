@@ -7,13 +7,15 @@ import datetime as dt
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from idp import passkeys
 from idp.db import utcnow
 from idp.models import Account, Passkey, WebAuthnChallenge
 from idp.passkeys import PasskeyError, RelyingParty
+from idp.throttle import FREE_FAILURES, DatabaseThrottle, ip_key
+from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows, passkey_flows
 from tests.idp.authenticator import SoftAuthenticator
 from tests.idp.passkey_flows import (
@@ -226,3 +228,23 @@ def test_ceremonies_for_a_signed_in_citizen_need_a_session(client: FlaskClient) 
     token = flows.csrf_token(client)
     response = passkey_flows.post_json(client, "/passkeys/register/options", {}, token)
     assert response.status_code == 401 and response.get_json()["error"] == "not_signed_in"
+
+
+def test_failed_passkey_sign_ins_count_against_the_network_like_failed_passwords(
+        client: FlaskClient, db_session: Session, with_passkey: Account, authenticator: SoftAuthenticator) -> None:
+    network = ip_key("127.0.0.0/24")  # the test client's address, as sessions record it
+    for _ in range(FREE_FAILURES["ip"] - 1):
+        DatabaseThrottle(db_session).record_failure(network)
+    db_session.commit()
+    stranger = SoftAuthenticator()
+    stranger.create({"rp": {"id": "localhost"}, "user": {"id": "eA"}, "challenge": "AAAA"})
+    assert error_of(passkey_flows.sign_in(client, stranger)) == "unknown_credential"  # one failure too many
+    blocked = passkey_flows.post_json(client, "/passkeys/signin/options", {})
+    assert blocked.status_code == 429 and error_of(blocked) == "too_many_attempts"
+    assert "Wait" in blocked.get_json()["message"]
+    before = db_session.scalar(select(func.count()).select_from(WebAuthnChallenge))
+    assert passkey_flows.post_json(client, "/passkeys/signin/options", {}).status_code == 429
+    assert db_session.scalar(select(func.count()).select_from(WebAuthnChallenge)) == before  # nothing stored
+    password = client.post("/signin", data={"email": with_passkey.email, "password": CITIZEN_PASSWORD,
+                                            "csrf_token": flows.csrf_token(client, "/signin")})
+    assert password.status_code == 429  # the same network's count
