@@ -205,10 +205,9 @@ def keys_rotate() -> None:
     """Promote the published next key to current; the old current stays published as retired."""
     settings = _settings()
     services = _app_services(settings)
-    retire_after = dt.timedelta(seconds=max(settings.id_token_ttl, settings.access_token_ttl) * 2)
     with services.sessions.begin() as session:
         services.keyring.ensure(session)
-        services.keyring.rotate(session, retire_after=retire_after)
+        services.keyring.rotate(session, retire_after=settings.key_retire_after)
         current = [info for info in services.keyring.list(session) if info.state == "current"]
         _emit({"current": {info.alg: info.kid for info in current if info.purpose == "token"}})
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import datetime as dt
 import os
 import secrets
 from collections.abc import Mapping
@@ -41,6 +42,8 @@ class Settings:
     session_idle_ttl: int = 30 * 60
     session_absolute_ttl: int = 12 * 3600
     key_cache_seconds: int = 30
+    # operations.md "Keys": the worker rotates the token signing keys this often (0: only by hand).
+    key_rotation_days: int = 90
     client_assertion_max_age: int = 300
     webauthn_challenge_ttl: int = 300  # WebAuthn L3 §15.1: 5 to 10 minutes when UV is required
     allow_public_subjects: bool = False
@@ -56,6 +59,11 @@ class Settings:
     delegation_parent_age: int = 16
     metrics_dir: Path | None = None  # prometheus-client's multiprocess folder (gunicorn)
     generated_secrets: tuple[str, ...] = ()
+
+    @property
+    def key_retire_after(self) -> dt.timedelta:
+        """How long a retired key stays published: until every token it signed has expired."""
+        return dt.timedelta(seconds=max(self.id_token_ttl, self.access_token_ttl) * 2)
 
     @property
     def is_production(self) -> bool:
@@ -112,6 +120,7 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "IDP_SESSION_IDLE_TTL": ("session_idle_ttl", int),
     "IDP_SESSION_ABSOLUTE_TTL": ("session_absolute_ttl", int),
     "IDP_KEY_CACHE_SECONDS": ("key_cache_seconds", int),
+    "IDP_KEY_ROTATION_DAYS": ("key_rotation_days", int),
     "IDP_CLIENT_ASSERTION_MAX_AGE": ("client_assertion_max_age", int),
     "IDP_WEBAUTHN_CHALLENGE_TTL": ("webauthn_challenge_ttl", int),
     "IDP_ALLOW_PUBLIC_SUBJECTS": ("allow_public_subjects", bool),
@@ -210,6 +219,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("IDP_ISSUER must be an http(s) URL without query or fragment")
     if issuer.scheme == "http" and not settings.issuer_is_loopback:
         raise ConfigError("IDP_ISSUER must use https outside loopback development")
+    if not 0 <= settings.key_rotation_days <= 3650:
+        raise ConfigError("IDP_KEY_ROTATION_DAYS must be between 0 (only by hand) and 3650")
     if settings.is_production:
         _validate_production(settings)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import time
 
@@ -34,6 +35,7 @@ def run_once(services: Services, *, ledger_due: bool = True) -> DeliveryReport:
         log.info("IDP_SMTP_URL is not set: emails stay in the outbox (idp outbox list)")
     report = deliver_due(services.sessions, active)
     housekeeping(services)
+    rotate_keys_if_due(services)
     tick_delegations(services)
     if ledger_due:
         tick_ledger(services)
@@ -59,6 +61,18 @@ def housekeeping(services: Services) -> None:
     with services.sessions.begin() as session:
         session.execute(delete(ClientAssertionJti).where(ClientAssertionJti.expires_at < now))
         session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at < now))
+
+
+def rotate_keys_if_due(services: Services) -> None:
+    """operations.md "Keys": the automatic schedule (``idp keys rotate`` does it by hand)."""
+    settings = services.settings
+    if settings.key_rotation_days == 0:
+        return
+    with services.sessions.begin() as session:
+        rotated = services.keyring.rotate_if_due(session, every=dt.timedelta(days=settings.key_rotation_days),
+                                                 retire_after=settings.key_retire_after)
+    if rotated:
+        log.info("signing keys rotated (every %d days)", settings.key_rotation_days)
 
 
 def tick_delegations(services: Services) -> None:

@@ -47,6 +47,9 @@ from keys.models import ALGS, PUBLISHED_STATES, SigningKey
 __all__ = ["KeyInfo", "Keyring", "SigningMaterial", "generate_key", "thumbprint"]
 
 LEDGER_ALG = "EdDSA"
+# A next key is published this long before the schedule may promote it: relying parties commonly
+# cache a JWKS for up to a day.
+NEXT_KEY_NOTICE = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,25 @@ class Keyring:
             self._rotate_alg(session, alg, now)
         cache.forget_private_keys(removed)
         self.invalidate_cache()
+
+    def rotate_if_due(self, session: Session, *, every: dt.timedelta, retire_after: dt.timedelta,
+                      now: dt.datetime | None = None) -> bool:
+        """operations.md "Keys": the automatic schedule. Rotates once a current token key has signed
+        for ``every`` and every successor has been published for ``NEXT_KEY_NOTICE`` (so relying
+        parties caching the JWKS already hold it). Safe from every worker at once: the current keys'
+        rows are locked first, and a worker that waited finds them retired and does nothing."""
+        now = now or utcnow()
+        current = session.scalars(select(SigningKey).where(SigningKey.purpose == "token",
+                                                           SigningKey.state == "current").with_for_update()).all()
+        upcoming = {row.alg: row for row in session.scalars(
+            select(SigningKey).where(SigningKey.purpose == "token", SigningKey.state == "next"))}
+        signed_long_enough = any(row.activated_at is not None and row.activated_at <= now - every for row in current)
+        successors_known = all(alg in upcoming and upcoming[alg].created_at <= now - NEXT_KEY_NOTICE
+                               for alg in self.algs)
+        if not (current and signed_long_enough and successors_known):
+            return False
+        self.rotate(session, retire_after=retire_after)
+        return True
 
     def invalidate_cache(self) -> None:
         self._states.invalidate()

@@ -54,6 +54,7 @@ def test_production_refuses_development_defaults(tmp_path: Path, change: dict, m
     {"IDP_ISSUER": "https://id.example.gov/?x=1"},
     {"IDP_ISSUER": "http://id.example.gov"},
     {"IDP_ALLOW_PUBLIC_SUBJECTS": "maybe"},
+    {"IDP_KEY_ROTATION_DAYS": "99999"},
 ])
 def test_unknown_or_malformed_values_fail_with_a_clear_message(tmp_path: Path, environ: dict) -> None:
     with pytest.raises(ConfigError):

@@ -4,6 +4,7 @@ never sent twice, readable in development."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import socket
 from collections.abc import Iterator
@@ -27,7 +28,8 @@ from idp.mail import SmtpSender, send_code
 from idp.models import Account, OutboxMessage
 from idp.outbox import MAX_ATTEMPTS, DeliveryError, deliver_due, queue_email
 from idp.services import Services
-from idp.worker import tick_ledger
+from idp.worker import rotate_keys_if_due, tick_ledger
+from keys.models import SigningKey
 from tests.idp import flows
 from tests.idp.flows import RegisteredClient
 
@@ -145,3 +147,26 @@ def test_the_worker_signs_a_checkpoint_for_new_ledger_entries(app: Flask, client
     newest = db_session.scalar(select(func.max(LedgerCheckpoint.tree_size)))
     entries = db_session.scalar(select(func.count()).select_from(LedgerEntry))
     assert newest == entries and entries >= 2
+
+
+def test_the_worker_rotates_signing_keys_on_schedule_and_the_jwks_publishes_the_new_next(
+        app: Flask, client: FlaskClient, db_session: Session) -> None:
+    services = app.extensions["idp"]
+    long_ago = utcnow() - dt.timedelta(days=services.settings.key_rotation_days + 1)
+    rows = db_session.scalars(select(SigningKey).where(SigningKey.purpose == "token")).all()
+    old = {row.alg: row.kid for row in rows if row.state == "current"}
+    promoted = {row.alg: row.kid for row in rows if row.state == "next"}
+    for row in rows:
+        row.activated_at, row.created_at = long_ago, long_ago
+    db_session.commit()
+    rotate_keys_if_due(services)
+    services.keyring.invalidate_cache()
+    db_session.expire_all()
+    states = {row.kid: row.state for row in db_session.scalars(select(SigningKey))}
+    assert all(states[kid] == "current" for kid in promoted.values())
+    assert all(states[kid] == "retired" for kid in old.values())
+    published = {key["kid"] for key in client.get("/jwks.json").get_json()["keys"]}
+    assert set(old.values()) | set(promoted.values()) <= published  # retired keys stay published
+    rotate_keys_if_due(services)  # not due again: the new current keys have only just started
+    db_session.expire_all()
+    assert {row.kid: row.state for row in db_session.scalars(select(SigningKey))} == states

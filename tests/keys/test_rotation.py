@@ -172,3 +172,40 @@ def test_a_keyring_without_a_state_cache_sees_a_rotation_at_once(
     old = uncached.signing_key(db_session, "ES256").kid
     keyring.rotate(db_session, retire_after=LONG_AGO)
     assert uncached.signing_key(db_session, "ES256").kid == keyring.signing_key(db_session, "ES256").kid != old
+
+
+# --- the automatic schedule (operations.md "Keys") -------------------------------------------
+
+EVERY = dt.timedelta(days=90)
+
+
+def _age_keys(session: Session, *, current_for: dt.timedelta, next_for: dt.timedelta) -> None:
+    now = dt.datetime.now(dt.UTC)
+    for row in session.scalars(select(SigningKey).where(SigningKey.purpose == "token")):
+        if row.state == "current":
+            row.activated_at = now - current_for
+        if row.state == "next":
+            row.created_at = now - next_for
+    session.flush()
+
+
+def test_the_schedule_rotates_a_key_that_has_signed_long_enough(db_session: Session, keyring: Keyring) -> None:
+    before = {alg: _states(keyring, db_session, alg) for alg in ALGS}
+    _age_keys(db_session, current_for=EVERY + dt.timedelta(hours=1), next_for=EVERY)
+    assert keyring.rotate_if_due(db_session, every=EVERY, retire_after=dt.timedelta(hours=1))
+    for alg in ALGS:
+        after = _states(keyring, db_session, alg)
+        assert after["current"] == before[alg]["next"] and after["retired"] == before[alg]["current"]
+        assert after["next"] != before[alg]["next"]
+    # The new current key has only just started: nothing more is due.
+    assert not keyring.rotate_if_due(db_session, every=EVERY, retire_after=dt.timedelta(hours=1))
+
+
+def test_the_schedule_waits_for_the_age_and_for_the_successor_to_be_known(db_session: Session,
+                                                                         keyring: Keyring) -> None:
+    before = _states(keyring, db_session, "ES256")
+    _age_keys(db_session, current_for=EVERY - dt.timedelta(hours=1), next_for=EVERY)
+    assert not keyring.rotate_if_due(db_session, every=EVERY, retire_after=dt.timedelta(hours=1))
+    _age_keys(db_session, current_for=EVERY + dt.timedelta(hours=1), next_for=dt.timedelta(hours=2))
+    assert not keyring.rotate_if_due(db_session, every=EVERY, retire_after=dt.timedelta(hours=1))  # too new to promote
+    assert _states(keyring, db_session, "ES256") == before
