@@ -1,0 +1,72 @@
+"""The rotation schedule run by several workers at once on PostgreSQL: exactly one rotates
+(operations.md "Keys"; ``Keyring.rotate_if_due``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from idp.db import Base, make_engine
+from keys.encryption import KeyEncryptor
+from keys.keyring import Keyring
+from keys.models import SigningKey
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("IDP_TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="concurrent workers need PostgreSQL (IDP_TEST_DATABASE_URL); on SQLite BEGIN IMMEDIATE serialises them",
+)
+
+SCHEMA = "key_rotation_concurrency_test"
+WORKERS = 4
+EVERY = dt.timedelta(days=90)
+
+
+@pytest.fixture
+def worker_sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """A key table of its own in a separate schema: these workers really commit."""
+    admin = make_engine(database_url)
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+    engine = make_engine(database_url, connect_args={"options": f"-csearch_path={SCHEMA}"}, pool_size=WORKERS)
+    Base.metadata.create_all(engine, tables=[SigningKey.__table__])  # type: ignore[list-item]
+    yield sessionmaker(engine, expire_on_commit=False)
+    engine.dispose()
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {SCHEMA} CASCADE"))
+    admin.dispose()
+
+
+def test_workers_racing_on_a_due_rotation_rotate_once(worker_sessions: sessionmaker[Session]) -> None:
+    encryptor = KeyEncryptor(os.urandom(32))
+    keyring = Keyring(encryptor, cache_seconds=0, algs=("ES256",))
+    with worker_sessions.begin() as session:
+        keyring.ensure(session)
+        long_ago = dt.datetime.now(dt.UTC) - EVERY - dt.timedelta(days=1)
+        session.execute(update(SigningKey).values(activated_at=long_ago, created_at=long_ago))
+    start, results, errors = threading.Barrier(WORKERS), [], []
+
+    def work() -> None:
+        ring = Keyring(encryptor, cache_seconds=0, algs=("ES256",))
+        start.wait()
+        try:
+            with worker_sessions.begin() as session:
+                results.append(ring.rotate_if_due(session, every=EVERY, retire_after=dt.timedelta(hours=1)))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(WORKERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == [] and sorted(results) == [False] * (WORKERS - 1) + [True]
+    with worker_sessions() as session:
+        states = sorted(session.scalars(select(SigningKey.state).where(SigningKey.purpose == "token")))
+    assert states == ["current", "next", "retired"]
