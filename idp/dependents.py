@@ -92,8 +92,11 @@ def own_account_problem(session: Session, delegation: Delegation, parent: Accoun
                         today: dt.date | None = None) -> str | None:
     """Why this parent cannot give this profile to the child now, or None."""
     child = session.get(Account, delegation.principal_id)
+    # Also once the age has paused the parent's delegation: else the profile would be stranded.
+    standing = delegation.in_force(utcnow()) or (delegation.status == "suspended"
+                                                 and delegation.status_reason == "dependent_came_of_age")
     if (child is None or not is_dependent(child) or delegation.type != "parent"
-            or delegation.delegate_id != parent.id or not delegation.in_force(utcnow())):
+            or delegation.delegate_id != parent.id or not standing):
         return "Only a parent can give a child profile its own account."
     if child.birthdate is None or child.birthdate > _years_before(today or dt.date.today(), OWN_ACCOUNT_AGE):
         return f"A child can have their own account from the age of {OWN_ACCOUNT_AGE}."

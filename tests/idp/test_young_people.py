@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from consent import delegations as lifecycle
 from consent.delegation_models import Delegation
 from consent.ledger import Ledger
 from idp.dependents import create_dependent
@@ -154,3 +155,34 @@ def test_links_work_once_only_the_newest_and_not_in_a_signed_in_browser(app: Any
     for forged in ("/own-account/nonsense", newest[:-3] + "xyz", "/own-account/" + "a" * 400):
         assert anonymous.get(forged).status_code == 410
     assert set_password(anonymous, newest, NEW_PASSWORD).status_code == 302
+
+
+def test_a_profile_paused_at_sixteen_can_still_be_handed_over_and_its_parent_brought_back(
+        app: Any, db_session: Session, ledger: Ledger, mary: Account) -> None:
+    delegation = child_of(db_session, ledger, mary, 15)
+    kid = db_session.get(Account, delegation.principal_id)
+    assert kid is not None and kid.birthdate is not None
+    kid.birthdate = kid.birthdate.replace(year=kid.birthdate.year - 1)  # now 16: the worker paused it
+    lifecycle.transition(db_session, delegation, "suspend", by="system", reason="dependent_came_of_age",
+                         ledger=ledger, effects=None)
+    db_session.commit()
+    parent = signed_in(app, mary)
+    assert "Give Kit their own account" in parent.get("/account/acting-for").get_data(as_text=True)
+    assert offer(parent, delegation, "kit@example.com").status_code == 302
+    kit: FlaskClient = app.test_client()
+    assert set_password(kit, link_for(db_session, "kit@example.com"), NEW_PASSWORD).status_code == 302
+    assert "Let Mary keep helping me" in kit.get("/account/delegates").get_data(as_text=True)
+    answered = kit.post(f"/account/delegates/{delegation.id}/continue",
+                        data={"csrf_token": flows.csrf_token(kit, "/account/delegates")})
+    assert answered.status_code == 302
+    db_session.refresh(delegation)
+    assert (delegation.status, delegation.status_reason) == ("active", "young_person_consented")
+
+
+def test_a_profile_paused_by_staff_cannot_be_handed_over(app: Any, db_session: Session, ledger: Ledger,
+                                                         mary: Account) -> None:
+    delegation = child_of(db_session, ledger, mary, 14)
+    lifecycle.transition(db_session, delegation, "suspend", by="operator:sam", reason="suspended_by_operator",
+                         ledger=ledger, effects=None, note="safeguarding")
+    db_session.commit()
+    assert signed_in(app, mary).get(f"/account/acting-for/{delegation.id}/own-account").status_code == 403
