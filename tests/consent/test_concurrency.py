@@ -9,15 +9,15 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent.audit import audit
 from consent.events import EventType
 from consent.ledger import CheckpointPolicy, Ledger
 from consent.models import LedgerCheckpoint, LedgerEntry, LedgerHead, LedgerNode, LedgerReceipt, LedgerSubject
-from idp.db import Base, make_engine
 from tests.consent.conftest import MemoryKeys
+from tests.private_schema import private_schema
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("IDP_TEST_DATABASE_URL", "").startswith("postgresql"),
@@ -33,19 +33,10 @@ TABLES = [model.__table__ for model in (LedgerHead, LedgerEntry, LedgerNode, Led
 @pytest.fixture
 def writer_sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
     """A ledger of its own in a separate schema: these writers really commit."""
-    admin = make_engine(database_url)
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-    engine = make_engine(database_url, connect_args={"options": f"-csearch_path={SCHEMA}"}, pool_size=WRITERS)
-    Base.metadata.create_all(engine, tables=TABLES)  # type: ignore[arg-type]
-    with engine.begin() as connection:
-        connection.execute(insert(LedgerHead).values(id=1, size=0, frontier=b"", checkpoint_size=0))
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {SCHEMA} CASCADE"))
-    admin.dispose()
+    with private_schema(database_url, SCHEMA, TABLES, pool_size=WRITERS) as engine:  # type: ignore[arg-type]
+        with engine.begin() as connection:
+            connection.execute(insert(LedgerHead).values(id=1, size=0, frontier=b"", checkpoint_size=0))
+        yield sessionmaker(engine, expire_on_commit=False)
 
 
 class Abandon(Exception):

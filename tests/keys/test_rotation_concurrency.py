@@ -9,13 +9,13 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from idp.db import Base, make_engine
 from keys.encryption import KeyEncryptor
 from keys.keyring import Keyring
 from keys.models import SigningKey
+from tests.private_schema import private_schema
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("IDP_TEST_DATABASE_URL", "").startswith("postgresql"),
@@ -30,17 +30,8 @@ EVERY = dt.timedelta(days=90)
 @pytest.fixture
 def worker_sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
     """A key table of its own in a separate schema: these workers really commit."""
-    admin = make_engine(database_url)
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-    engine = make_engine(database_url, connect_args={"options": f"-csearch_path={SCHEMA}"}, pool_size=WORKERS)
-    Base.metadata.create_all(engine, tables=[SigningKey.__table__])  # type: ignore[list-item]
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
-    with admin.begin() as connection:
-        connection.execute(text(f"DROP SCHEMA {SCHEMA} CASCADE"))
-    admin.dispose()
+    with private_schema(database_url, SCHEMA, [SigningKey.__table__], pool_size=WORKERS) as engine:  # type: ignore[list-item]
+        yield sessionmaker(engine, expire_on_commit=False)
 
 
 def test_workers_racing_on_a_due_rotation_rotate_once(worker_sessions: sessionmaker[Session]) -> None:
