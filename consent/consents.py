@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from consent.errors import ConsentMissing, ConsentNotActive
@@ -25,7 +25,7 @@ from consent.events import EventType, format_time
 from consent.ledger import Ledger
 from consent.models import Consent
 from consent.pseudonyms import pseudonym_for
-from idp.db import utcnow
+from idp.db import run, utcnow
 
 SCOPES_WITHOUT_CONSENT = frozenset({"openid"})
 DEFAULT_CONSENT_DAYS = 365
@@ -134,19 +134,28 @@ def _claim(session: Session, consent: Consent, *, must_be_due: dt.datetime | Non
 
 def record_use(session: Session, account_id: str, agency_id: str) -> None:
     """Tokens were issued under the consent: the dashboard's "last used"."""
-    session.execute(update(Consent).where(Consent.account_id == account_id, Consent.agency_id == agency_id)
-                    .values(last_used_at=utcnow()))
+    run(session, _RECORD_USE, {"account": account_id, "agency": agency_id, "now": utcnow()})
 
 
 def consented_scopes(session: Session, account_id: str, agency_id: str, requested: Iterable[str]) -> set[str]:
     """The part of ``requested`` the citizen still allows; raises if nothing beyond ``openid`` stands."""
     wanted = set(requested)
-    consent = find_consent(session, account_id, agency_id)
+    row = run(session, _STANDING, {"account_id": account_id, "agency_id": agency_id}).first()
+    consent = Consent(granted_scopes=row.granted_scopes, withdrawn_at=row.withdrawn_at, expired_at=row.expired_at,
+                      expires_at=row.expires_at) if row is not None else None
     active = consent is not None and consent.is_active(utcnow())
     allowed = (wanted & consent.granted) if active and consent else set()
     if not active and wanted - SCOPES_WITHOUT_CONSENT:
         raise ConsentMissing("the citizen's consent for this agency has ended")
     return allowed | (wanted & SCOPES_WITHOUT_CONSENT)
+
+
+# Built once: both run at every token issuance and refresh (the hot path).
+_RECORD_USE = (update(Consent)
+               .where(Consent.account_id == bindparam("account"), Consent.agency_id == bindparam("agency"))
+               .values(last_used_at=bindparam("now")))
+_STANDING = (select(Consent.granted_scopes, Consent.withdrawn_at, Consent.expired_at, Consent.expires_at)
+             .where(Consent.account_id == bindparam("account_id"), Consent.agency_id == bindparam("agency_id")))
 
 
 def _join(scopes: Iterable[str]) -> str:

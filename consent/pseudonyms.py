@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import String, column, select, table, update
+from sqlalchemy import String, bindparam, column, select, table, update
 from sqlalchemy.orm import Session
 
 from consent.errors import LedgerError
+from idp.db import run
 
 _accounts = table("accounts", column("id", String), column("ledger_pseudonym", String))
 
 
 def existing_pseudonym(session: Session, account_id: str) -> str | None:
-    query = select(_accounts.c.ledger_pseudonym).where(_accounts.c.id == account_id)
-    return session.scalar(query)  # type: ignore[no-any-return]
+    return run(session, _PSEUDONYM, {"account_id": account_id}).scalar()  # type: ignore[no-any-return]
+
+
+_PSEUDONYM = select(_accounts.c.ledger_pseudonym).where(_accounts.c.id == bindparam("account_id"))
 
 
 def pseudonym_for(session: Session, account_id: str) -> str:

@@ -13,6 +13,7 @@ from consent import merkle
 from consent.errors import LedgerCorrupt, ProofRequestInvalid
 from consent.merkle import Node
 from consent.models import LedgerEntry, LedgerHead, LedgerNode, LedgerReceipt, LedgerSubject
+from idp.db import run
 
 HEAD_ID = 1
 
@@ -44,15 +45,18 @@ def read_head(session: Session) -> Head:
 
 
 def _read_head(session: Session, *, for_update: bool) -> Head:
-    query = select(LedgerHead.size, LedgerHead.frontier, LedgerHead.checkpoint_size, LedgerHead.checkpoint_at)
-    query = query.where(LedgerHead.id == HEAD_ID)
-    row = session.execute(query.with_for_update() if for_update else query).one_or_none()
+    row = run(session, _LOCK_HEAD if for_update else _READ_HEAD).one_or_none()
     if row is None:
         raise LedgerCorrupt("the ledger head row is missing (run the migrations)")
     frontier = merkle.unpack(row.frontier)
     if len(frontier) != len(merkle.frontier_levels(row.size)):
         raise LedgerCorrupt("the ledger head's frontier does not match its size")
     return Head(row.size, frontier, row.checkpoint_size, row.checkpoint_at)
+
+
+_READ_HEAD = (select(LedgerHead.size, LedgerHead.frontier, LedgerHead.checkpoint_size, LedgerHead.checkpoint_at)
+              .where(LedgerHead.id == HEAD_ID))
+_LOCK_HEAD = _READ_HEAD.with_for_update()
 
 
 def add_leaf(session: Session, head: Head, leaf_hash: bytes) -> Head:
@@ -83,7 +87,7 @@ class NewLeaf:
 def write_leaf(session: Session, new: NewLeaf) -> None:
     """One statement on PostgreSQL (the append's second and last round trip after ``lock_head``)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(_WRITE_PG, {
+        run(session, _WRITE_PG, {
             "seq": new.seq, "leaf": new.leaf, "leaf_hash": new.leaf_hash, "type": new.type,
             "created_at": new.created_at, "levels": [level for (level, _), _h in new.completed],
             "idxs": [idx for (_, idx), _h in new.completed], "hashes": [hash_ for _node, hash_ in new.completed],

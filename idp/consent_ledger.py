@@ -1,12 +1,19 @@
 """The consent ledger as the service uses it: built from the settings and the keyring, plus the
-events only ``idp`` can see — disclosures at token issuance, and what a withdrawal must undo."""
+events only ``idp`` can see — disclosures at token issuance, and what a withdrawal must undo.
+
+A disclosure is appended when the issuing transaction commits, as its last statements: the
+append locks the ledger head (one row, shared by every token request), so the lock is then held
+only for the append and the commit, not for the rest of the request (signing the ID token,
+building the response). It is still the same transaction (consent-ledger.md): a rollback
+drops the disclosure together with the tokens.
+"""
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, SessionTransaction
 
 from consent.consents import record_use
 from consent.events import EventType
@@ -15,7 +22,7 @@ from consent.notes import origin_for
 from consent.pseudonyms import pseudonym_for
 from idp.backchannel import queue_logout
 from idp.config import Settings
-from idp.models import Client
+from idp.models import Account, Client
 from idp.oauth.claims import SCOPE_CLAIMS
 from idp.oauth.tokens import revoke_families_of
 from keys.keyring import Keyring
@@ -33,18 +40,39 @@ def ledger() -> Ledger:
     return ledger_for(services().settings, services().keyring)
 
 
-def record_disclosure(session: Session, ledger: Ledger, client: Client, account_id: str, scope: str) -> None:
-    """consent-ledger.md ``disclosure``: the claims a token lets the client read, at issuance."""
+def record_disclosure(session: Session, ledger: Ledger, client: Client, account: Account, scope: str) -> None:
+    """consent-ledger.md ``disclosure``: the claims a token lets the client read, at issuance.
+
+    Everything but the append itself is done now; the append waits for the commit (see above).
+    """
     scopes = sorted(set(scope.split()))
     claims = sorted({claim for name in scopes for claim in SCOPE_CLAIMS.get(name, ())})
     fields: dict[str, object] = {
-        "subject": pseudonym_for(session, account_id), "agency": client.agency_id, "client": client.client_id,
-        "scopes": scopes, "claims": claims, "basis": "statutory" if client.statutory_basis else "consent",
+        "subject": account.ledger_pseudonym or pseudonym_for(session, account.id), "agency": client.agency_id,
+        "client": client.client_id, "scopes": scopes, "claims": claims,
+        "basis": "statutory" if client.statutory_basis else "consent",
     }
     if client.statutory_basis:
         fields["legal_basis"] = client.statutory_basis
-    ledger.append(session, EventType.DISCLOSURE, fields)
-    record_use(session, account_id, client.agency_id)
+    record_use(session, account.id, client.agency_id)
+    session.info.setdefault(_AT_COMMIT, []).append((ledger, fields))
+
+
+_AT_COMMIT = "idp.disclosures_at_commit"
+
+
+@event.listens_for(Session, "before_commit")
+def _append_disclosures(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint: wait for the transaction itself
+    for ledger, fields in session.info.pop(_AT_COMMIT, []):
+        ledger.append(session, EventType.DISCLOSURE, fields)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_disclosures(session: Session, previous: SessionTransaction) -> None:
+    if previous.parent is None:  # the whole transaction, not a savepoint inside it
+        session.info.pop(_AT_COMMIT, None)
 
 
 def revoke_agency_tokens(session: Session, account_id: str, agency_id: str) -> None:

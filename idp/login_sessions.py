@@ -13,10 +13,11 @@ import secrets
 
 from flask import Response, g, request
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from idp.backchannel import queue_session_logout
-from idp.db import utcnow
+from idp.db import run, utcnow
 from idp.models import Account, AuthorizationCode, LoginSession, SessionParticipant, TokenFamily
 from idp.services import db, services
 
@@ -123,15 +124,15 @@ def live_sessions(session: Session, account_id: str) -> list[LoginSession]:
 
 
 def record_participant(session: Session, login_session_id: str | None, client_id: str) -> None:
+    """One statement: INSERT … ON CONFLICT DO NOTHING (the client may already have taken part)."""
     if login_session_id is None:
         return
-    exists = session.scalar(
-        select(SessionParticipant).where(
-            SessionParticipant.session_id == login_session_id, SessionParticipant.client_id == client_id
-        )
-    )
-    if exists is None:
-        session.add(SessionParticipant(session_id=login_session_id, client_id=client_id))
+    statement = _ADD_PARTICIPANT[session.get_bind().dialect.name == "postgresql"]
+    run(session, statement, {"session_id": login_session_id, "client_id": client_id, "first_at": utcnow()})
+
+
+_ADD_PARTICIPANT = {True: postgresql.insert(SessionParticipant).on_conflict_do_nothing(),
+                    False: sqlite.insert(SessionParticipant).on_conflict_do_nothing()}
 
 
 def apply_session_cookie(response: Response) -> Response:

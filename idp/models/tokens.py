@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, ForeignKey, Index, String, select
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 import consent.delegation_models  # noqa: F401  (delegations, which token families refer to)
 from idp.db import Base, utcnow
 from idp.models.accounts import Account
 from idp.models.clients import Client
+from idp.models.sessions import LoginSession
 
 
 class AuthorizationCode(Base):
@@ -44,6 +45,10 @@ class AuthorizationCode(Base):
     actor_account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
 
     account: Mapped[Account] = relationship(lazy="joined", foreign_keys=[account_id])
+    # The ID token's ``sid`` (Back-Channel Logout 1.0 §2.4), read with the code rather than after it.
+    session_sid: Mapped[str | None] = column_property(
+        select(LoginSession.sid).where(LoginSession.id == session_id).scalar_subquery()
+    )
 
     # --- Authlib AuthorizationCodeMixin ----------------------------------------------------
     def get_redirect_uri(self) -> str:

@@ -23,7 +23,7 @@ from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from idp.db import utcnow
+from idp.db import run, utcnow
 from idp.models import Client, ClientAssertionJti
 from idp.services import db, services
 
@@ -74,11 +74,16 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 def _remember(session: Session, client_id: str, jti: str, expires_at: dt.datetime) -> bool:
     """True if the jti is new. One INSERT … ON CONFLICT DO NOTHING: a concurrent first use holds
     the unique key until it commits, so exactly one of two racing uses gets a row (RFC 7523 §3)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = _REMEMBER[session.get_bind().dialect.name == "postgresql"]
+    return run(session, statement, {"client_id": client_id, "jti": jti, "expires_at": expires_at}).first() is not None
+
+
+def _remember_statement(insert: Any) -> Any:
     seen = ClientAssertionJti.__table__
-    statement = insert(seen).values(client_id=client_id, jti=jti, expires_at=expires_at)
-    return session.execute(statement.on_conflict_do_nothing().returning(seen.c.jti)).first() is not None
+    return insert(seen).on_conflict_do_nothing().returning(seen.c.jti)
+
+
+_REMEMBER = {True: _remember_statement(postgresql.insert), False: _remember_statement(sqlite.insert)}
 
 
 def _fetch_jwks(uri: str) -> dict[str, Any]:

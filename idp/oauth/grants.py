@@ -21,15 +21,15 @@ from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
 from authlib.oidc.core.grants.util import validate_nonce
 from authlib.oidc.core.util import create_half_hash
 from flask import g
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import contains_eager
 
 from consent.consents import consented_scopes
 from consent.errors import ConsentMissing, NotAllowedToAct
 from idp.acting import acting_claims, current_grant, grant_for
-from idp.db import utcnow
+from idp.db import run, utcnow
 from idp.login_sessions import current_session
-from idp.models import Account, AuthorizationCode, Client, LoginSession, RefreshToken, TokenFamily
+from idp.models import Account, AuthorizationCode, Client, RefreshToken, TokenFamily
 from idp.oauth.claims import parse_claims_request, released_claims
 from idp.oauth.tokens import claim_refresh_token, revoke_family, token_hash
 from idp.services import db, services
@@ -108,12 +108,8 @@ class AuthorizationCodeGrant(ConsentCheckedTokens, grants.AuthorizationCodeGrant
         record = session.get(AuthorizationCode, token_hash(code))
         if record is None or record.client_id != client.client_id or record.expires_at <= utcnow():
             return None
-        claimed = session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.code_hash == record.code_hash, AuthorizationCode.redeemed_at.is_(None))
-            .values(redeemed_at=utcnow())
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        claimed = run(session, _CLAIM_CODE, {"hash": record.code_hash, "now": utcnow()})
+        if claimed.rowcount != 1:
             self._revoke_tokens_of_replayed(record.code_hash)
             return None
         return record
@@ -130,6 +126,11 @@ class AuthorizationCodeGrant(ConsentCheckedTokens, grants.AuthorizationCodeGrant
     def authenticate_user(self, authorization_code: AuthorizationCode) -> Account | None:
         account = authorization_code.account
         return account if account.status == "active" else None
+
+
+_CLAIM_CODE = (update(AuthorizationCode)
+               .where(AuthorizationCode.code_hash == bindparam("hash"), AuthorizationCode.redeemed_at.is_(None))
+               .values(redeemed_at=bindparam("now")))
 
 
 class RefreshTokenGrant(ConsentCheckedTokens, grants.RefreshTokenGrant):
@@ -213,18 +214,11 @@ class OpenIDCode(_OpenIDCode):
         }
         if code.nonce:
             claims["nonce"] = code.nonce
-        sid = _session_sid(code.session_id)
-        if sid:
-            claims["sid"] = sid
+        if code.session_sid:
+            claims["sid"] = code.session_sid
         claims["at_hash"] = create_half_hash(token["access_token"], alg).decode()  # OIDC Core §3.1.3.6
         requested = (code.claims_request or {}).get("id_token")
         claims |= released_claims(request.user, set(token["scope"].split()), by_scope=False, requested=requested)
         claims |= acting_claims(db(), client, code.delegation_id)  # delegation.md "What agencies receive"
         return keyring.sign_jwt(db(), claims, alg=alg)
 
-
-def _session_sid(session_id: str | None) -> str | None:
-    if session_id is None:
-        return None
-    login = db().get(LoginSession, session_id)
-    return login.sid if login else None

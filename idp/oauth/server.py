@@ -26,6 +26,7 @@ from idp.oauth.tokens import (
     active_access_token,
     delegation_holds,
     encode_access_token,
+    link_code,
     new_refresh_token,
     record_tokens,
     revoke_family,
@@ -75,16 +76,15 @@ def save_token(token: dict[str, Any], request: Any) -> None:
             scope=token["scope"], claims_request=code.claims_request, auth_time=code.auth_time, acr=code.acr,
             amr=code.amr, delegation_id=code.delegation_id, actor_account_id=code.actor_account_id,
         )
-        code.family_id = family.id
+        link_code(session, code.code_hash, family.id)
         record_participant(session, code.session_id, code.client_id)
         refresh_scope = token["scope"]
     else:
         old: RefreshToken = request.refresh_token
         family, refresh_scope = old.family, old.scope  # RFC 6749 §6: same scope as the old token
-    session.flush()
     record_tokens(session, settings, family, claims, token.get("refresh_token"), refresh_scope)
     # consent-ledger.md: the disclosure is logged in the transaction that issues the token.
-    record_disclosure(session, ledger(), request.client, family.account_id, token["scope"])
+    record_disclosure(session, ledger(), request.client, request.user, token["scope"])
 
 
 class IssuerParameter(_IssuerParameter):

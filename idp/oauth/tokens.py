@@ -11,13 +11,13 @@ import hashlib
 import secrets
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session, object_session
 
 from consent.acting import still_in_force
 from idp.config import Settings
-from idp.db import utcnow
-from idp.models import AccessToken, Account, Client, RefreshToken, TokenFamily
+from idp.db import run, utcnow
+from idp.models import AccessToken, Account, AuthorizationCode, Client, RefreshToken, TokenFamily
 from keys.errors import TokenVerificationError
 from keys.keyring import Keyring
 
@@ -62,30 +62,44 @@ def start_family(session: Session, settings: Settings, *, client_id: str, accoun
                  session_id: str | None, scope: str, claims_request: dict | None,
                  auth_time: dt.datetime, acr: str, amr: list[str], delegation_id: str | None = None,
                  actor_account_id: str | None = None) -> TokenFamily:
+    """Insert a new family (one INSERT, no ORM flush); the returned object is not in the session."""
     now = utcnow()
-    family = TokenFamily(
+    values = dict(
         id=str(uuid.uuid4()), client_id=client_id, account_id=account_id, session_id=session_id, scope=scope,
         claims_request=claims_request, auth_time=auth_time, acr=acr, amr=amr, created_at=now,
         delegation_id=delegation_id, actor_account_id=actor_account_id,
         absolute_expires_at=now + dt.timedelta(seconds=settings.refresh_absolute_ttl),
     )
-    session.add(family)
-    return family
+    run(session, _INSERT_FAMILY, values)
+    return TokenFamily(**values)
 
 
 def record_tokens(session: Session, settings: Settings, family: TokenFamily, access_claims: dict,
                   refresh_token: str | None, refresh_scope: str) -> None:
-    session.add(AccessToken(
-        jti=access_claims["jti"], family_id=family.id, scope=access_claims["scope"],
-        issued_at=dt.datetime.fromtimestamp(access_claims["iat"], dt.UTC),
-        expires_at=dt.datetime.fromtimestamp(access_claims["exp"], dt.UTC),
-    ))
+    """The server-side records of a new access token and (if any) refresh token: plain INSERTs."""
+    run(session, _INSERT_ACCESS, {
+        "jti": access_claims["jti"], "family_id": family.id, "scope": access_claims["scope"],
+        "issued_at": dt.datetime.fromtimestamp(access_claims["iat"], dt.UTC),
+        "expires_at": dt.datetime.fromtimestamp(access_claims["exp"], dt.UTC),
+    })
     if refresh_token:
-        idle = dt.timedelta(seconds=settings.refresh_idle_ttl)
-        session.add(RefreshToken(
-            token_hash=token_hash(refresh_token), family_id=family.id, scope=refresh_scope,
-            expires_at=min(utcnow() + idle, family.absolute_expires_at),
-        ))
+        now, idle = utcnow(), dt.timedelta(seconds=settings.refresh_idle_ttl)
+        run(session, _INSERT_REFRESH, {
+            "token_hash": token_hash(refresh_token), "family_id": family.id, "scope": refresh_scope,
+            "issued_at": now, "expires_at": min(now + idle, family.absolute_expires_at),
+        })
+
+
+def link_code(session: Session, code_hash: str, family_id: str) -> None:
+    """Remember which family a code started, so a replay of the code can revoke it (RFC 6749 §4.1.2)."""
+    run(session, _LINK_CODE, {"hash": code_hash, "family": family_id})
+
+
+_INSERT_FAMILY = insert(TokenFamily)
+_INSERT_ACCESS = insert(AccessToken)
+_INSERT_REFRESH = insert(RefreshToken)
+_LINK_CODE = (update(AuthorizationCode).where(AuthorizationCode.code_hash == bindparam("hash"))
+              .values(family_id=bindparam("family")))
 
 
 def lock_family(session: Session, family_id: str) -> None:
@@ -151,9 +165,9 @@ def delegation_holds(family: TokenFamily) -> bool:
 
 def claim_refresh_token(session: Session, record: RefreshToken) -> bool:
     """Atomically mark a refresh token used; False if someone else used it first (reuse)."""
-    result = session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.token_hash == record.token_hash, RefreshToken.used_at.is_(None))
-        .values(used_at=utcnow())
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return run(session, _CLAIM_REFRESH, {"hash": record.token_hash, "now": utcnow()}).rowcount == 1
+
+
+_CLAIM_REFRESH = (update(RefreshToken)
+                  .where(RefreshToken.token_hash == bindparam("hash"), RefreshToken.used_at.is_(None))
+                  .values(used_at=bindparam("now")))
