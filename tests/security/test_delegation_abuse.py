@@ -8,8 +8,13 @@ never the principal's other data (email, other agencies).
 from __future__ import annotations
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 
 from consent import delegations as lifecycle
 from consent.delegations import Terms
@@ -107,3 +112,30 @@ def test_a_delegate_cannot_see_the_principals_account_pages(client: FlaskClient,
     for path in ("/account", "/account/record", "/account/record.json", "/account/connected-services",
                  "/account/sessions"):
         assert principal.email not in client.get(path).get_data(as_text=True), path
+
+
+PASS_ON_FIELDS = ["email", "mode", "services", "agency", "details", "scope", "end-day", "end-month", "end-year",
+                  "onward", "type"]
+PASS_ON_VALUES = ["", "all", "some", "act", "view", "yes", "openid", "profile", "email", "phone", "address",
+                  "offline_access", "1", "12", "31", "2027", "2099", "x@example.com", "\x00", "'\"<>"]
+
+
+@given(fields=st.lists(st.tuples(st.sampled_from(PASS_ON_FIELDS), st.sampled_from(PASS_ON_VALUES)), max_size=14))
+@examples(max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+def test_no_form_can_make_an_onward_delegation_wider_than_its_own(
+        app: Flask, db_session: Session, ledger: Ledger, principal: Account,
+        fields: list[tuple[str, str]]) -> None:
+    carer = person(db_session, "Carol")
+    mine = delegate(db_session, ledger, principal, carer, Terms(
+        type="carer", mode="view", scopes=frozenset({"openid", "profile"}), may_delegate_onward=True))
+    client = app.test_client()
+    flows.sign_in(client, carer.email, CITIZEN_PASSWORD)
+    path = f"/account/acting-for/{mine.id}/pass-on"
+    form = MultiDict(fields + [("email", "helper@example.com"), ("csrf_token", flows.csrf_token(client, path))])
+    response = client.post(path, data=form)
+    assert response.status_code in (302, 400), response.status_code
+    for onward in lifecycle.passed_on_by(db_session, carer.id):
+        assert onward.parent_id == mine.id and onward.mode == "view" and not onward.may_delegate_onward
+        assert onward.scope_set is not None and onward.scope_set <= {"openid", "profile"}
+        assert onward.ends_at is not None and mine.ends_at is not None and onward.ends_at <= mine.ends_at
+        assert onward.type == "carer" and onward.principal_id == principal.id

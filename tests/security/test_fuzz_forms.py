@@ -49,7 +49,8 @@ EXEMPT: dict[str, str] = {}
 FIELDS = ["csrf_token", "email", "password", "current_password", "confirm", "code", "given_name", "family_name",
           "phone_number", "name", "decision", "scope", "choice", "who", "interaction", "mode", "type", "day",
           "month", "year", "token", "access_token", "grant_type", "login_hint", "next", "redirect_uri",
-          "post_logout_redirect_uri", "id_token_hint", "client_id", "state", "x", "__proto__"]
+          "post_logout_redirect_uri", "id_token_hint", "client_id", "state", "onward", "services", "agency",
+          "details", "end-day", "end-month", "end-year", "x", "__proto__"]
 TRICKY = ["", " ", "allow", "deny", "openid", "\x00", "é", "'\"<>&", "../../", "//evil.example/",
           "https://evil.example/cb", "-1", "99999999999999999999", "0", "true", "null", "[]", "{}", "%ff", "\u202e"]
 values = st.one_of(st.sampled_from(TRICKY), st.text(max_size=40),
