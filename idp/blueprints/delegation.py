@@ -59,8 +59,12 @@ def _page(template: str, **context: Any) -> dict[str, Any]:
 @signed_in
 def delegates() -> str:
     mine = lifecycle.of_principal(db(), g.account.id)
+    by_id = {d.id: d for d in mine}
+    # An onward delegation names who passed it on: the delegate of the one it came from.
+    passed_on_by = {d.id: by_id[d.parent_id].delegate_id for d in mine if d.parent_id in by_id}
+    people = _names({d.delegate_id for d in mine})
     return render_template("delegation/delegates.html", **_page(
-        "", delegations=mine, people=_names({d.delegate_id for d in mine}), done=request.args.get("done"),
+        "", delegations=mine, people=people, passed_on_by=passed_on_by, done=request.args.get("done"),
         parent_age=services().settings.delegation_parent_age))
 
 

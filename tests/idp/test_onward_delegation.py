@@ -77,7 +77,8 @@ def test_carer_passes_on_a_narrower_delegation_and_the_helper_acts_with_the_act_
     assert "Carol Smith, who helps Mary Smith" in invitation.body
     told = db_session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == mary.email)).all()
     assert any(dave.email in message.body for message in told)  # the principal is told
-    assert dave.email in signed_in(app, mary).get("/account/delegates").get_data(as_text=True)
+    principal_page = signed_in(app, mary).get("/account/delegates").get_data(as_text=True)
+    assert dave.email in principal_page and "Carol Smith asked them to help you" in principal_page
 
     helper = signed_in(app, dave)
     link = LINK.search(invitation.body).group(1)  # type: ignore[union-attr]
