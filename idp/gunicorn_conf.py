@@ -27,11 +27,14 @@ from prometheus_client import multiprocess  # noqa: E402
 from idp.logs import JsonFormatter  # noqa: E402
 
 bind = "0.0.0.0:8000"
-# The work is CPU-bound Python (signing, verifying, SQL): a process per core for parallelism,
-# plus threads to overlap database round trips. Measured in bench/http.
+# The work is CPU-bound Python (signing, verifying, SQL): two processes per core, so one runs
+# while the other waits for the database. One thread each: measured in bench/http on 2 cores,
+# 4 threads per process cost ~15% more CPU per token request (threads queue for the GIL, up to
+# 5 ms after each database round trip, some while holding the ledger lock) and served fewer.
+# gthread (not sync) for keep-alive connections.
 workers = multiprocessing.cpu_count() * 2
 worker_class = "gthread"
-threads = 4
+threads = 1
 # Longer than the load balancer's idle timeout, so the balancer, not us, closes idle connections.
 keepalive = 75
 timeout = 30
