@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from idp.acting import acting_claims
 from idp.oauth.claims import released_claims
-from idp.oauth.tokens import active_access_token
+from idp.oauth.tokens import userinfo_source
 from idp.services import db, services
 
 bp = Blueprint("protocol", __name__)
@@ -46,17 +46,16 @@ def introspect() -> Response:
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo() -> Response:
     """OIDC Core §5.3: the claims of the consented scopes for the token's subject."""
-    record = active_access_token(services().keyring, db(), services().settings, bearer_token())
-    if record is None:
+    source = userinfo_source(services().keyring, db(), services().settings, bearer_token())
+    if source is None:
         raise InvalidTokenError(realm="userinfo")
-    scopes = set(record.scope.split())
+    scopes = set(source.scope.split())
     if "openid" not in scopes:
         raise InsufficientScopeError()
-    family = record.family
-    requested = (family.claims_request or {}).get("userinfo")
-    claims = {"sub": family.client.subject_for(family.account_id)}
-    claims |= released_claims(family.account, scopes, by_scope=True, requested=requested)
-    claims |= acting_claims(db(), family.client, family.delegation_id)  # delegation.md: as in the tokens
+    requested = (source.claims_request or {}).get("userinfo")
+    claims = {"sub": source.client.subject_for(source.account_id)}
+    claims |= released_claims(source.account, scopes, by_scope=True, requested=requested)
+    claims |= acting_claims(db(), source.client, source.delegation_id)  # delegation.md: as in the tokens
     response = jsonify(claims)
     response.headers["Cache-Control"] = "no-store"
     db().commit()
