@@ -63,7 +63,7 @@ def notify(session: Session, delegation: Delegation, what: str, *, tell_delegate
     recipients = [principal.email if principal else None]
     if tell_delegate and delegation.notify:
         recipients.append(delegate.email if delegate else delegation.invite_email)
-    for to in {address for address in recipients if address and not address.endswith(".invalid")}:
+    for to in {address for address in recipients if address}:
         queue_email(session, to=to, subject=f"{SERVICE}: {subject}",
                     body=f"{body}\n\nSee 'People who can act for you' and 'People you can act for' in your account.\n",
                     dedupe_key=f"delegation:{delegation.id}:{what}:{delegation.status_changed_at:%Y%m%d%H%M%S%f}:{to}"[:200])
@@ -81,7 +81,7 @@ def send_invitation(session: Session, *, to: str, principal: Account, delegation
             "If you do not know this person, you can ignore this email.\n")
     queue_email(session, to=to, subject=f"{(passed_on_by or principal).name} asked you to help "
                 f"{'them' if passed_on_by is None else principal.name}", body=body)
-    if passed_on_by is not None and not principal.email.endswith(".invalid"):
+    if passed_on_by is not None:
         queue_email(session, to=principal.email, subject=f"{SERVICE}: {passed_on_by.name} asked someone else to help you",
                     body=f"{passed_on_by.name} has invited {to} to help you too, with no more than "
                          f"{passed_on_by.name} can do. You can stop this at any time in 'People who can act for you'.\n")

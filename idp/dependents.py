@@ -27,6 +27,7 @@ from consent.errors import DelegationInvalid
 from consent.ledger import Ledger
 from idp.db import utcnow
 from idp.models import Account, EmailChallenge
+from idp.outbox import undeliverable
 
 DEPENDENT_DOMAIN = "dependent.invalid"  # RFC 2606: never delivers, so never a way in
 # UK GDPR Art. 8 and the Data Protection Act 2018 s.9: from 13 a child can consent to online services.
@@ -65,20 +66,21 @@ def create_dependent(session: Session, parent: Account, *, given_name: str, fami
 
 
 def offer_own_account(session: Session, delegation: Delegation, parent: Account, email: str, *,
-                      today: dt.date | None = None) -> tuple[Account, str]:
+                      today: dt.date | None = None) -> tuple[Account, str | None]:
     """The parent gives their child's profile to the child: returns the child and the link token for
-    ``email`` (the young person's own address). Any earlier link for the child stops working."""
+    ``email`` (the young person's own address), or None when that address cannot take the profile
+    (it has an account already): the parent is not told which, so the form reveals no accounts.
+    Any earlier link for the child stops working."""
     if problem := own_account_problem(session, delegation, parent, today):
         raise DelegationInvalid(problem)
     child = session.get(Account, delegation.principal_id)
     assert child is not None
     email = email.strip().lower()
-    if "@" not in email or " " in email or len(email) > 320 or email.endswith(".invalid"):
+    if "@" not in email or " " in email or len(email) > 320 or undeliverable(email):
         raise DelegationInvalid("Enter an email address in the correct format, like name@example.com")
-    if email == parent.email or session.scalar(select(Account.id).where(Account.email == email)) is not None:
-        raise DelegationInvalid(f"Enter an email address that only {child.given_name} uses, "
-                                "and that does not already have an account")
     _withdraw_offers(session, child.id)
+    if session.scalar(select(Account.id).where(Account.email == email)) is not None:
+        return child, None
     token = secrets.token_urlsafe(32)
     offer = EmailChallenge(purpose="handover", email=email, account_id=child.id, code_hash="",
                            expires_at=utcnow() + dt.timedelta(days=HANDOVER_DAYS))
@@ -92,28 +94,43 @@ def own_account_problem(session: Session, delegation: Delegation, parent: Accoun
                         today: dt.date | None = None) -> str | None:
     """Why this parent cannot give this profile to the child now, or None."""
     child = session.get(Account, delegation.principal_id)
-    # Also once the age has paused the parent's delegation: else the profile would be stranded.
-    standing = delegation.in_force(utcnow()) or (delegation.status == "suspended"
-                                                 and delegation.status_reason == "dependent_came_of_age")
-    if (child is None or not is_dependent(child) or delegation.type != "parent"
-            or delegation.delegate_id != parent.id or not standing):
+    if child is None or not is_dependent(child) or delegation.delegate_id != parent.id or not _standing(delegation):
         return "Only a parent can give a child profile its own account."
     if child.birthdate is None or child.birthdate > _years_before(today or dt.date.today(), OWN_ACCOUNT_AGE):
         return f"A child can have their own account from the age of {OWN_ACCOUNT_AGE}."
     return None
 
 
+def _standing(delegation: Delegation) -> bool:
+    """A parent's delegation that lets them hand the profile over: in force, or paused only because
+    the child reached the age (else the profile would be stranded) — never one paused or ended by
+    our staff or anyone else."""
+    return delegation.type == "parent" and (delegation.in_force(utcnow()) or (
+        delegation.status == "suspended" and delegation.status_reason == "dependent_came_of_age"))
+
+
 def handover(session: Session, link: str) -> tuple[EmailChallenge, Account]:
-    """The open offer a link is for, and the child profile: HandoverUnusable otherwise."""
+    """The open offer a link is for, and the child profile: HandoverUnusable otherwise. Checked again
+    when the link is used: a parent whose delegation has since been suspended or ended by anyone
+    cannot use a link sent before."""
     offer_id, _, token = link[:200].partition(".")
     offer = session.get(EmailChallenge, offer_id[:36]) if offer_id and token else None
     child = session.get(Account, offer.account_id) if offer is not None and offer.account_id else None
     if (offer is None or child is None or offer.purpose != "handover" or offer.consumed_at is not None
             or offer.expires_at <= utcnow() or not is_dependent(child)
-            or not hmac.compare_digest(offer.code_hash, _link_hash(offer.id, token))):
+            or not hmac.compare_digest(offer.code_hash, _link_hash(offer.id, token))
+            or not any(_standing(d) for d in session.scalars(select(Delegation).where(
+                Delegation.principal_id == child.id, Delegation.type == "parent")))):
         raise HandoverUnusable("This link is not valid. It may have been used already, or be more than "
                                f"{HANDOVER_DAYS} days old. Ask your parent to send a new one.")
     return offer, child
+
+
+def handed_over_at(session: Session, account_id: str) -> EmailChallenge | None:
+    """The used handover link that made this account its owner's own (evidence for operators)."""
+    return session.scalars(select(EmailChallenge).where(
+        EmailChallenge.account_id == account_id, EmailChallenge.purpose == "handover",
+        EmailChallenge.verified_at.is_not(None)).order_by(EmailChallenge.verified_at.desc())).first()
 
 
 def take_own_account(session: Session, offer: EmailChallenge, child: Account, password_hash: str) -> Account:

@@ -60,7 +60,17 @@ def queue(session: Session, *, kind: str, recipient: str, body: str, subject: st
 
 def queue_email(session: Session, *, to: str, subject: str, body: str,
                 dedupe_key: str | None = None) -> OutboxMessage | None:
+    """Queue an email; None for an address that can never receive one (see ``undeliverable``)."""
+    if undeliverable(to):
+        return None
     return queue(session, kind="email", recipient=to, subject=subject, body=body, dedupe_key=dedupe_key)
+
+
+def undeliverable(address: str) -> bool:
+    """RFC 2606 ``.invalid``: a child profile's address (``…@dependent.invalid``) and a deleted
+    account's (``deleted-…@invalid``) never receive mail, so nothing is queued for them."""
+    domain = address.rpartition("@")[2].lower()
+    return domain == "invalid" or domain.endswith(".invalid")
 
 
 def backoff(attempts: int) -> dt.timedelta:

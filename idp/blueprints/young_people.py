@@ -41,11 +41,18 @@ def offer(delegation_id: str) -> Response | str:
         html = render_template("delegation/own_account_offer.html", child=child, email=email,
                                errors={"email": str(error)})
         return Response(html, status=400)
-    address = services().settings.endpoint(url_for("young_people.take", link=link))
-    queue_email(db(), to=email.strip().lower(), subject=f"Your own {SERVICE} account", body=(
-        f"{g.account.name} has set up a {SERVICE} account for you, {child.given_name}.\n\n"
-        f"To start using it, open this link within 7 days and choose a password (the link works once):\n"
-        f"{address}\n\nIf you were not expecting this, you can ignore this email.\n"))
+    to = email.strip().lower()
+    if link is None:  # the address has an account: tell it, not the parent (no enumeration)
+        queue_email(db(), to=to, subject=f"{SERVICE}: a child's account was offered to this address", body=(
+            f"Someone tried to give a child's {SERVICE} account to this email address, but it already has an "
+            "account, so nothing has changed. A young person taking over their own account needs an address "
+            "with no account yet.\n\nIf you were not expecting this, you can ignore this email.\n"))
+    else:
+        address = services().settings.endpoint(url_for("young_people.take", link=link))
+        queue_email(db(), to=to, subject=f"Your own {SERVICE} account", body=(
+            f"{g.account.name} has set up a {SERVICE} account for you, {child.given_name}.\n\n"
+            f"To start using it, open this link within 7 days and choose a password (the link works once):\n"
+            f"{address}\n\nIf you were not expecting this, you can ignore this email.\n"))
     db().commit()
     return redirect(url_for("delegation.acting_for", done="own_account_offered"))
 

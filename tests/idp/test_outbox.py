@@ -170,3 +170,10 @@ def test_the_worker_rotates_signing_keys_on_schedule_and_the_jwks_publishes_the_
     rotate_keys_if_due(services)  # not due again: the new current keys have only just started
     db_session.expire_all()
     assert {row.kid: row.state for row in db_session.scalars(select(SigningKey))} == states
+
+
+@pytest.mark.parametrize("address", ["deleted-123@invalid", "0b1d@dependent.invalid", "X@Dependent.INVALID"])
+def test_addresses_that_can_never_receive_mail_get_none(db_session: Session, address: str) -> None:
+    assert queue_email(db_session, to=address, subject="s", body="b") is None
+    assert db_session.scalar(select(func.count()).select_from(OutboxMessage)
+                             .where(OutboxMessage.recipient == address)) == 0

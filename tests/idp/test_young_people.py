@@ -120,14 +120,29 @@ def test_the_young_person_agrees_that_the_parent_keeps_helping(app: Any, db_sess
     assert refused.status_code == 404
 
 
-@pytest.mark.parametrize("email", ["not-an-email", "taken", "parent", "kid@dependent.invalid"])
+@pytest.mark.parametrize("email", ["not-an-email", "kid@dependent.invalid", "deleted-1@invalid"])
 def test_bad_addresses_are_explained_and_nothing_is_sent(app: Any, db_session: Session, ledger: Ledger,
-                                                         mary: Account, carol: Account, email: str) -> None:
+                                                         mary: Account, email: str) -> None:
     delegation = child_of(db_session, ledger, mary, 14)
-    address = {"taken": carol.email, "parent": mary.email}.get(email, email)
-    response = offer(signed_in(app, mary), delegation, address)
+    response = offer(signed_in(app, mary), delegation, email)
     assert response.status_code == 400 and 'href="#email"' in response.get_data(as_text=True)
     assert offers(db_session) == 0
+
+
+@pytest.mark.parametrize("whose", ["someone else's", "the parent's own"])
+def test_an_address_with_an_account_is_not_revealed_to_the_parent(app: Any, db_session: Session, ledger: Ledger,
+                                                                  mary: Account, carol: Account,
+                                                                  whose: str) -> None:
+    delegation = child_of(db_session, ledger, mary, 14)
+    address = carol.email if whose == "someone else's" else mary.email
+    parent = signed_in(app, mary)
+    response = offer(parent, delegation, address)
+    assert response.status_code == 302  # the same answer as for an address with no account
+    assert response.headers["Location"] == offer(parent, delegation, "new-kit@example.com").headers["Location"]
+    assert offers(db_session) == 1  # only for the address with no account
+    told = db_session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == address)).all()
+    assert any("already has an account" in message.body for message in told)
+    assert not any("/own-account/" in message.body for message in told)
 
 
 def test_a_young_child_or_someone_else_cannot_be_given_an_account(app: Any, db_session: Session, ledger: Ledger,
@@ -186,3 +201,20 @@ def test_a_profile_paused_by_staff_cannot_be_handed_over(app: Any, db_session: S
                          ledger=ledger, effects=None, note="safeguarding")
     db_session.commit()
     assert signed_in(app, mary).get(f"/account/acting-for/{delegation.id}/own-account").status_code == 403
+
+
+def test_a_link_sent_before_staff_paused_the_parent_no_longer_works(app: Any, db_session: Session, ledger: Ledger,
+                                                                     mary: Account) -> None:
+    delegation = child_of(db_session, ledger, mary, 14)
+    assert offer(signed_in(app, mary), delegation, "mum-alias@example.com").status_code == 302
+    link = link_for(db_session, "mum-alias@example.com")
+    lifecycle.transition(db_session, delegation, "suspend", by="operator:sam", reason="suspended_by_operator",
+                         ledger=ledger, effects=None, note="safeguarding")
+    db_session.commit()
+    anonymous: FlaskClient = app.test_client()
+    assert anonymous.get(link).status_code == 410
+    posted = anonymous.post(link, data={"password": NEW_PASSWORD, "csrf_token": flows.csrf_token(anonymous, "/signin")})
+    assert posted.status_code == 410
+    kid = db_session.get(Account, delegation.principal_id)
+    db_session.refresh(kid)
+    assert kid is not None and kid.email.endswith("@dependent.invalid")  # still nobody's
