@@ -27,7 +27,7 @@ import secrets
 from collections.abc import Iterable
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from consent.delegation_models import MODES, Delegation, DelegationChange
@@ -126,6 +126,8 @@ def invite_delegate(session: Session, principal_id: str, email: str, terms: Term
     email = email.strip().lower()
     if "@" not in email or len(email) > 320 or " " in email:
         raise DelegationInvalid("Enter an email address in the correct format, like name@example.com")
+    if parent is not None:
+        _one_onward_only(session, parent)
     if parent is not None and terms.ends_at is None:
         terms = dataclasses.replace(terms, ends_at=parent.ends_at)  # by default, as long as the delegate's own
     terms = narrowed(parent, check_terms(terms, now), now) if parent else check_terms(terms, now)
@@ -180,6 +182,17 @@ def narrowed(parent: Delegation, terms: Terms, now: dt.datetime) -> Terms:
     if parent.ends_at is not None and (terms.ends_at is None or terms.ends_at > parent.ends_at):
         raise DelegationInvalid("An onward delegation cannot last longer than yours does.")
     return dataclasses.replace(terms, type=parent.type)
+
+
+def _one_onward_only(session: Session, parent: Delegation) -> None:
+    """delegation.md: passing on is to one other person. The parent row is locked first, so two
+    invitations sent at once cannot both see none open."""
+    session.execute(select(Delegation.id).where(Delegation.id == parent.id).with_for_update())
+    open_onward = select(func.count()).select_from(Delegation).where(
+        Delegation.parent_id == parent.id, Delegation.status.in_(("invited", "active", "suspended")))
+    if session.scalar(open_onward):
+        raise DelegationInvalid("You have already asked someone else to help. Stop them helping first, "
+                                "then you can ask another person.")
 
 
 def _new(session: Session, principal_id: str, delegate_id: str | None, terms: Terms, *, status: str, reason: str,

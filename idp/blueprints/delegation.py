@@ -174,9 +174,11 @@ def pass_on(delegation_id: str) -> Response | str:
     mine = lifecycle.owned(db(), delegation_id, delegate_id=g.account.id)
     if not (mine.may_delegate_onward and mine.in_force(utcnow())):
         raise PageError("You cannot pass this on", "You are not allowed to pass this on to someone else.", 403)
-    choices = _onward_choices(mine)
+    principal = db().get(Account, mine.principal_id)
+    assert principal is not None  # the delegation's foreign key
+    choices = _onward_choices(mine, principal)
     form = request.form if request.method == "POST" else request.args
-    context = _page("", form=form, mine=mine, principal=db().get(Account, mine.principal_id), **choices)
+    context = _page("", form=form, mine=mine, principal=principal, **choices)
     if request.method == "GET":
         return render_template("delegation/pass_on.html", errors={}, **context)
     terms, errors = terms_from(_with_type(request.form, mine.type), types={mine.type: mine.type},
@@ -193,7 +195,7 @@ def pass_on(delegation_id: str) -> Response | str:
                                                       ledger=ledger(), by=lifecycle.actor(g.account.id), parent=mine)
         except DelegationInvalid as error:
             db().rollback()
-            errors["end-day"] = str(error)
+            errors[_field_of(str(error))] = str(error)
     if errors or terms is None:
         return Response(render_template("delegation/pass_on.html", errors=errors, **context), status=400)
     link = services().settings.endpoint(url_for("delegation.invitation", token=token))
@@ -203,12 +205,23 @@ def pass_on(delegation_id: str) -> Response | str:
     return redirect(url_for("delegation.acting_for", done="passed_on"))
 
 
-def _onward_choices(mine: Delegation) -> dict[str, Any]:
-    """What an onward delegation may cover: never more than the delegate's own."""
+def _onward_choices(mine: Delegation, principal: Account) -> dict[str, Any]:
+    """What an onward delegation may cover: never more than the delegate's own. The labels name the
+    principal: the reader is the delegate, so "you" would be the wrong person."""
     every_agency = agencies()
     scopes = delegable_scopes() if mine.scope_set is None else sorted(mine.scope_set - {"openid"})
+    modes = {"act": f"Use services for {principal.given_name}", "view": f"Only see {principal.given_name}'s details"}
     return {"agencies": every_agency if mine.agencies is None else [a for a in every_agency if a.id in mine.agencies],
-            "scopes": scopes, "modes": MODES if mine.mode == "act" else {"view": MODES["view"]}}
+            "scopes": scopes, "modes": modes if mine.mode == "act" else {"view": modes["view"]}}
+
+
+def _field_of(refusal: str) -> str:
+    """The form field a domain refusal of an onward delegation is about (for the error summary)."""
+    for words, field in (("longer", "end-day"), ("services", "services"), ("cover more", "details"),
+                         ("allow more", "mode")):
+        if words in refusal:
+            return field
+    return "email"
 
 
 def _with_type(form: Any, kind: str) -> Any:

@@ -152,3 +152,15 @@ def test_the_carer_or_the_principal_can_stop_an_onward_delegation(
     assert post(principal, f"/account/delegates/{second.id}/revoke", {}, page="/account/delegates").status_code == 302
     db_session.refresh(second)
     assert (second.status, second.status_reason) == ("revoked", "revoked_by_principal")
+
+
+def test_passing_on_is_to_one_other_person_at_a_time(app: Any, db_session: Session, ledger: Ledger, mary: Account,
+                                                     carol: Account) -> None:
+    mine = delegate(db_session, ledger, mary, carol, MAY_PASS_ON)
+    carer = signed_in(app, carol)
+    assert pass_on(carer, mine, email="dave@example.com").status_code == 302
+    assert "Ask someone else to help Mary Smith" not in carer.get("/account/acting-for").get_data(as_text=True)
+    second = pass_on(carer, mine, email="erin@example.com")
+    assert second.status_code == 400 and "already asked someone else" in second.get_data(as_text=True)
+    assert 'href="#email"' in second.get_data(as_text=True)
+    assert onward_count(db_session) == 1
