@@ -246,6 +246,10 @@ def transition(session: Session, delegation: Delegation, name: str, *, by: str, 
                                  reason=reason, actor=by, note=note))
     if target in ENDING and before in ("active", "suspended") and effects is not None:
         effects.end_access(session, delegation)
+        if target == "suspended":  # an onward delegation stands on this one: its access pauses too
+            for onward in session.scalars(select(Delegation).where(Delegation.parent_id == delegation.id,
+                                                                   Delegation.status == "active")):
+                effects.end_access(session, onward)
     _record(session, ledger, EVENTS[name], delegation)
     if effects is not None:
         effects.notify(session, delegation, name, tell_delegate=tell_delegate)

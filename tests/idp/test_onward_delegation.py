@@ -13,10 +13,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from consent import delegations as lifecycle
 from consent.delegation_models import Delegation
 from consent.delegations import Terms
 from consent.ledger import Ledger
-from idp.models import Account, Agency, OutboxMessage
+from idp.delegation_effects import ServiceEffects
+from idp.models import Account, Agency, OutboxMessage, TokenFamily
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 from tests.idp.delegation_flows import acting_tokens, claims, consent, delegate, person
@@ -164,3 +166,29 @@ def test_passing_on_is_to_one_other_person_at_a_time(app: Any, db_session: Sessi
     assert second.status_code == 400 and "already asked someone else" in second.get_data(as_text=True)
     assert 'href="#email"' in second.get_data(as_text=True)
     assert onward_count(db_session) == 1
+
+
+def test_pausing_the_carers_delegation_pauses_the_helpers_access_and_banner(
+        app: Any, db_session: Session, ledger: Ledger, mary: Account, carol: Account, rp: RegisteredClient) -> None:
+    mine = delegate(db_session, ledger, mary, carol, MAY_PASS_ON)
+    dave = person(db_session, "Dave")
+    assert pass_on(signed_in(app, carol), mine, email=dave.email).status_code == 302
+    onward = db_session.scalars(select(Delegation).where(Delegation.parent_id == mine.id)).one()
+    helper = signed_in(app, dave)
+    link = LINK.search(db_session.scalars(select(OutboxMessage.body).where(  # type: ignore[union-attr]
+        OutboxMessage.recipient == dave.email)).one()).group(1)
+    assert post(helper, link, {"decision": "accept"}, page=link).status_code == 302
+    body = acting_tokens(helper, rp, onward.id)
+    assert "data-acting-banner" in helper.get("/account/acting-for").get_data(as_text=True)
+    lifecycle.transition(db_session, mine, "suspend", by="operator:sam", reason="suspended_by_operator",
+                         ledger=ledger, effects=ServiceEffects(), note="safeguarding")
+    db_session.commit()
+    assert "data-acting-banner" not in helper.get("/account/acting-for").get_data(as_text=True)
+    userinfo = helper.get("/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert userinfo.status_code == 401
+    families = db_session.scalars(select(TokenFamily).where(TokenFamily.delegation_id == onward.id)).all()
+    for family in families:
+        db_session.refresh(family)
+    assert families and all(family.revoked_at is not None for family in families)  # and its services told
+    db_session.refresh(onward)
+    assert onward.status == "active"  # paused with Carol's, not ended: it works again when hers resumes
