@@ -19,7 +19,9 @@ from idp.db import utcnow
 from idp.models import ThrottleCounter
 
 WINDOW = dt.timedelta(minutes=15)
-FREE_FAILURES = {"email": 5, "ip": 20}
+# "ceremony" counts every start of a usernameless passkey ceremony (each stores a challenge), not
+# failures: generous for a busy shared network, a wall against a flood.
+FREE_FAILURES = {"email": 5, "ip": 20, "ceremony": 300}
 LOCK_AT = 10
 BASE_WAIT = dt.timedelta(seconds=30)
 MAX_WAIT = dt.timedelta(minutes=15)
@@ -37,6 +39,10 @@ def email_key(email: str) -> str:
 
 def ip_key(ip_prefix: str | None) -> str:
     return f"ip:{ip_prefix or 'unknown'}"
+
+
+def ceremony_key(ip_prefix: str | None) -> str:
+    return f"ceremony:{ip_prefix or 'unknown'}"
 
 
 def wait_after(kind: str, failures: int) -> dt.timedelta:

@@ -37,7 +37,7 @@ from idp.oauth.server import query_client
 from idp.passkeys import PasskeyError, RelyingParty
 from idp.security import HEADER_CSRF_ENDPOINTS, csrf_header_valid
 from idp.services import db, services, throttle
-from idp.throttle import ip_key
+from idp.throttle import ceremony_key, ip_key
 
 bp = Blueprint("passkeys", __name__)
 
@@ -83,7 +83,9 @@ def register_verify() -> Response:
 
 @bp.post("/passkeys/signin/options")
 def signin_options() -> Response:
-    network_not_blocked()  # each start stores a challenge: no unbounded stream of them from one network
+    network = client_network()
+    network_not_blocked(ceremony_key(network))
+    throttle().record_failure(ceremony_key(network))  # each start stores a challenge: every start counts
     return started("signin", ceremonies.start_authentication(db(), relying_party(), None))
 
 
@@ -220,12 +222,14 @@ def started(kind: str, ceremony: ceremonies.Ceremony) -> Response:
     return no_store(jsonify(options=ceremony.options))
 
 
-def network_not_blocked() -> str:
+def network_not_blocked(*also: str) -> str:
     """sign-in.md "Throttling": the usernameless ceremony names no account, so only the network's
-    count applies, the same one failed passwords add to. Returns the network's key."""
+    count applies, the same one failed passwords add to (and ``also`` these keys). Returns the
+    network's key."""
     key = ip_key(client_network())
-    wait = throttle().blocked_for(key)
-    if wait is not None:
+    waits = [wait for name in (key, *also) if (wait := throttle().blocked_for(name)) is not None]
+    if waits:
+        wait = max(waits)
         minutes = max(1, round(wait.total_seconds() / 60))
         raise PasskeyError("too_many_attempts", f"Too many attempts to sign in. Wait {minutes} minutes and try again.",
                            429)

@@ -14,7 +14,7 @@ from idp import passkeys
 from idp.db import utcnow
 from idp.models import Account, Passkey, WebAuthnChallenge
 from idp.passkeys import PasskeyError, RelyingParty
-from idp.throttle import FREE_FAILURES, DatabaseThrottle, ip_key
+from idp.throttle import FREE_FAILURES, DatabaseThrottle, ceremony_key, ip_key
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows, passkey_flows
 from tests.idp.authenticator import SoftAuthenticator
@@ -248,3 +248,16 @@ def test_failed_passkey_sign_ins_count_against_the_network_like_failed_passwords
     password = client.post("/signin", data={"email": with_passkey.email, "password": CITIZEN_PASSWORD,
                                             "csrf_token": flows.csrf_token(client, "/signin")})
     assert password.status_code == 429  # the same network's count
+
+
+def test_one_network_cannot_start_passkey_ceremonies_without_end(client: FlaskClient, db_session: Session) -> None:
+    starts = ceremony_key("127.0.0.0/24")
+    for _ in range(FREE_FAILURES["ceremony"] - 1):
+        DatabaseThrottle(db_session).record_failure(starts)
+    db_session.commit()
+    token = flows.csrf_token(client)
+    assert passkey_flows.post_json(client, "/passkeys/signin/options", {}, token).status_code == 200  # the last one
+    before = db_session.scalar(select(func.count()).select_from(WebAuthnChallenge))
+    flood = passkey_flows.post_json(client, "/passkeys/signin/options", {}, token)
+    assert flood.status_code == 429 and error_of(flood) == "too_many_attempts"
+    assert db_session.scalar(select(func.count()).select_from(WebAuthnChallenge)) == before
