@@ -25,7 +25,7 @@ from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects, send_invitation, send_request
 from idp.delegation_forms import (MODES, ONWARD, RELATIONSHIPS, agencies, delegable_scopes, end_date,
                                   terms_from)
-from idp.dependents import create_dependent, own_account_problem
+from idp.dependents import create_dependent, handed_over_at, own_account_problem
 from idp.errors import PageError
 from idp.login_sessions import current_session
 from idp.models import Account, Agency
@@ -109,11 +109,31 @@ def decide(delegation_id: str, action: str) -> Response:
     elif action == "renew":
         renew(delegation)
     elif action == "continue":
-        lifecycle.continue_for_young_person(db(), delegation, g.account.id, ledger=ledger(), effects=effects)
+        lifecycle.continue_for_young_person(db(), delegation, g.account.id, ledger=ledger(), effects=effects,
+                                            comes_of_age=comes_of_age(g.account), note=handover_evidence(g.account))
     else:
         raise PageError("There is a problem", "That action is not available.", 404)
     db().commit()
     return redirect(url_for("delegation.delegates", done=action))
+
+
+def comes_of_age(account: Account) -> dt.datetime | None:
+    """When the configured age is reached (the parent's delegation would pause)."""
+    if account.birthdate is None:
+        return None
+    age = services().settings.delegation_parent_age
+    born = account.birthdate
+    day = born.replace(year=born.year + age) if (born.month, born.day) != (2, 29) else dt.date(born.year + age, 3, 1)
+    return dt.datetime.combine(day, dt.time(), dt.UTC)
+
+
+def handover_evidence(account: Account) -> str | None:
+    """For operators (``idp delegation list``): an agreement given from an account a parent handed
+    over can only be as sure as that address was the young person's."""
+    offer = handed_over_at(db(), account.id)
+    if offer is None or offer.verified_at is None:
+        return None
+    return f"account handed over by its parent on {offer.verified_at:%Y-%m-%d} to {offer.email}"
 
 
 def renew(delegation: Delegation) -> None:

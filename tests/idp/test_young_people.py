@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from consent import delegations as lifecycle
 from consent.delegation_models import Delegation
 from consent.ledger import Ledger
+from idp.db import utcnow
 from idp.dependents import create_dependent
 from idp.models import Account, EmailChallenge, OutboxMessage
 from tests.conftest import CITIZEN_PASSWORD
@@ -114,6 +115,9 @@ def test_the_young_person_agrees_that_the_parent_keeps_helping(app: Any, db_sess
     db_session.refresh(delegation)
     assert delegation.status == "active" and delegation.continued_at is not None
     assert delegation.status_changed_by == f"account:{delegation.principal_id}"
+    # Agreeing at 15 does not end the parent's help sooner: a year after turning 16.
+    assert delegation.ends_at is not None and delegation.ends_at > utcnow() + dt.timedelta(days=366)
+    assert "handed over by its parent" in (delegation.status_note or "")  # evidence for operators
     # The parent cannot agree on the young person's behalf.
     parent = signed_in(app, mary)
     refused = parent.post(path, data={"csrf_token": flows.csrf_token(parent, "/account/acting-for")})
