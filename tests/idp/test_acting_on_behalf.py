@@ -214,3 +214,16 @@ def test_every_page_says_whom_the_carer_is_acting_for_until_it_stops(
                          ledger=ledger, effects=ServiceEffects())
     db_session.commit()
     assert "data-acting-banner" not in client.get("/account/acting-for").get_data(as_text=True)
+
+
+def test_the_banner_gives_way_to_an_error_summary_and_to_a_success_message(
+        client: FlaskClient, db_session: Session, ledger: Ledger, mary: Account, carol: Account,
+        rp: RegisteredClient) -> None:
+    delegation = delegate(db_session, ledger, mary, carol)
+    sign_in(client, carol)
+    acting_tokens(client, rp, delegation.id)
+    assert "data-acting-banner" in client.get("/account/delegates/invite").get_data(as_text=True)
+    invalid = client.post("/account/delegates/invite", data={"email": "x", "csrf_token": flows.csrf_token(
+        client, "/account/delegates/invite")}).get_data(as_text=True)
+    assert "govuk-error-summary" in invalid and "data-acting-banner" not in invalid
+    assert "data-acting-banner" not in client.get("/account/acting-for?done=accept").get_data(as_text=True)
