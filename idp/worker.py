@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 
 from sqlalchemy import delete
 
@@ -34,12 +35,21 @@ def run_once(services: Services, *, ledger_due: bool = True) -> DeliveryReport:
     if "email" not in active:
         log.info("IDP_SMTP_URL is not set: emails stay in the outbox (idp outbox list)")
     report = deliver_due(services.sessions, active)
-    housekeeping(services)
-    rotate_keys_if_due(services)
-    tick_delegations(services)
-    if ledger_due:
-        tick_ledger(services)
+    run_jobs(services, [housekeeping, rotate_keys_if_due, tick_delegations, *([tick_ledger] if ledger_due else [])])
     return report
+
+
+def run_jobs(services: Services, jobs: list[Callable[[Services], None]]) -> list[str]:
+    """Each job in its own transaction: one that fails (a key that cannot be unsealed, a database
+    error) is logged and tried again next pass, and never stops the others. Returns the failed."""
+    failed = []
+    for job in jobs:
+        try:
+            job(services)
+        except Exception:
+            log.exception("worker job %s failed; the next pass tries again", job.__name__)
+            failed.append(job.__name__)
+    return failed
 
 
 def tick_ledger(services: Services) -> None:
@@ -96,7 +106,11 @@ def run_forever(services: Services, interval: float) -> None:
         ledger_due = time.monotonic() - last_ledger_tick >= services.settings.ledger_checkpoint_seconds
         if ledger_due:
             last_ledger_tick = time.monotonic()
-        report = run_once(services, ledger_due=ledger_due)
-        if report.sent or report.retried or report.failed:
-            log.info("outbox: sent %d, retried %d, gave up %d", report.sent, report.retried, report.failed)
+        try:
+            report = run_once(services, ledger_due=ledger_due)
+        except Exception:  # e.g. the database is away: the worker waits and tries again
+            log.exception("worker pass failed; retrying in %.0f s", interval)
+        else:
+            if report.sent or report.retried or report.failed:
+                log.info("outbox: sent %d, retried %d, gave up %d", report.sent, report.retried, report.failed)
         time.sleep(interval)

@@ -119,7 +119,9 @@ class Keyring:
         """current → retired, next → current, new next; remove keys retired over ``retire_after`` ago.
 
         Keys retired by this very call are never removed by it, whatever ``retire_after``.
-        Run it from one scheduler only: concurrent rotations are not coordinated.
+        Unconditional (``idp keys rotate``, e.g. after a compromise): run at the same moment as a
+        scheduled rotation it rotates a second time, promoting a next key published only moments
+        before. The schedule itself (``rotate_if_due``) is safe from any number of workers.
         """
         if retire_after < dt.timedelta(0):
             raise ValueError("retire_after must not be negative")

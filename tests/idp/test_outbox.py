@@ -28,7 +28,7 @@ from idp.mail import SmtpSender, send_code
 from idp.models import Account, OutboxMessage
 from idp.outbox import MAX_ATTEMPTS, DeliveryError, deliver_due, queue_email
 from idp.services import Services
-from idp.worker import rotate_keys_if_due, tick_ledger
+from idp.worker import rotate_keys_if_due, run_jobs, tick_ledger
 from keys.models import SigningKey
 from tests.idp import flows
 from tests.idp.flows import RegisteredClient
@@ -177,3 +177,16 @@ def test_addresses_that_can_never_receive_mail_get_none(db_session: Session, add
     assert queue_email(db_session, to=address, subject="s", body="b") is None
     assert db_session.scalar(select(func.count()).select_from(OutboxMessage)
                              .where(OutboxMessage.recipient == address)) == 0
+
+
+def test_a_failing_worker_job_is_logged_and_never_stops_the_others(app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    ran: list[str] = []
+
+    def broken(_services: Services) -> None:
+        raise RuntimeError("the key-encryption key cannot unseal a key")
+
+    def after(_services: Services) -> None:
+        ran.append("after")
+
+    assert run_jobs(app.extensions["idp"], [broken, after]) == ["broken"]
+    assert ran == ["after"] and "worker job broken failed" in caplog.text
