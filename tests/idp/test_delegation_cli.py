@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import select
 
+from consent import delegations as lifecycle
+from consent.delegations import Terms
+from idp.app import build_services
 from idp.cli import main
+from idp.config import Settings
+from idp.consent_ledger import ledger_for
+from idp.models import Account
 
 PASSWORD = "a long enough password\n"
 
@@ -90,3 +97,20 @@ def test_an_operator_renews_an_attorney_delegation_only(run) -> None:  # type: i
     past = run("delegation", "renew", made["id"], "--ends", "2001-01-01", "--operator", "kim")
     assert past.exit_code != 0 and "future" in past.output
     assert run("delegation", "renew", "forged", "--ends", new_end, "--operator", "kim").exit_code != 0
+
+
+def test_an_operator_cannot_renew_a_carer_delegation(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings.from_env({"IDP_INSTANCE_PATH": str(tmp_path),
+                                  "IDP_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite'}"})
+    services = build_services(settings)
+    with services.sessions.begin() as session:
+        services.keyring.ensure(session)
+        ledger = ledger_for(settings, services.keyring)
+        donor, helper = (session.scalars(select(Account).where(Account.email == email)).one()
+                         for email in ("donor@example.com", "attorney@example.com"))
+        made, token = lifecycle.invite_delegate(session, donor.id, helper.email, Terms(type="carer"), ledger=ledger)
+        lifecycle.accept_invitation(session, token, helper.id, helper.email, ledger=ledger, effects=None)
+        carer_id = made.id
+    services.engine.dispose()
+    refused = run("delegation", "renew", carer_id, "--ends", f"{dt.date.today().year + 1}-06-30", "--operator", "kim")
+    assert refused.exit_code != 0 and "renewed by the person it serves" in refused.output
