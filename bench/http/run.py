@@ -189,7 +189,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))  # as idp/gunicorn_conf.py
-    parser.add_argument("--threads", type=int, default=1)  # as idp/gunicorn_conf.py
+    parser.add_argument("--threads", type=int, default=4)  # as idp/gunicorn_conf.py
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--max-rate", type=float, default=4000, help="single-use items prepared per second of run")
     parser.add_argument("--cases", nargs="*", default=[case.name for case in CASES])
