@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from idp.acting import acting_claims
 from idp.oauth.claims import released_claims
-from idp.oauth.tokens import userinfo_source
+from idp.oauth.tokens import live_access_token
 from idp.services import db, services
 
 bp = Blueprint("protocol", __name__)
@@ -46,7 +46,7 @@ def introspect() -> Response:
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo() -> Response:
     """OIDC Core §5.3: the claims of the consented scopes for the token's subject."""
-    source = userinfo_source(services().keyring, db(), services().settings, bearer_token())
+    source = live_access_token(services().keyring, db(), services().settings, bearer_token())
     if source is None:
         raise InvalidTokenError(realm="userinfo")
     scopes = set(source.scope.split())

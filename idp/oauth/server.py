@@ -23,10 +23,12 @@ from idp.models import AccessToken, Client, RefreshToken
 from idp.oauth.client_auth import PrivateKeyJWT
 from idp.oauth.grants import AUTH_METHODS, AuthorizationCodeGrant, OpenIDCode, RefreshTokenGrant, S256CodeChallenge
 from idp.oauth.tokens import (
+    LiveAccessToken,
     active_access_token,
     delegation_holds,
     encode_access_token,
     link_code,
+    live_access_token,
     new_refresh_token,
     record_tokens,
     revoke_family,
@@ -122,15 +124,20 @@ class IntrospectionEndpoint(HintIsOnlyAHint, _IntrospectionEndpoint):
 
     CLIENT_AUTH_METHODS = ["private_key_jwt", "client_secret_basic", "client_secret_post"]
 
-    def query_token(self, token_string: str, token_type_hint: str | None) -> AccessToken | RefreshToken | None:
+    def query_token(self, token_string: str, token_type_hint: str | None) -> LiveAccessToken | RefreshToken | None:
+        if token_string.count(".") == 2:  # read-only here: plain columns, not ORM records (see _find_token)
+            return live_access_token(services().keyring, db(), services().settings, token_string)
         return _find_token(token_string, token_type_hint)
 
-    def check_permission(self, token: AccessToken | RefreshToken, client: Client, request: Any) -> bool:
-        return token.family.client.agency_id == client.agency_id
+    def check_permission(self, token: LiveAccessToken | RefreshToken, client: Client, request: Any) -> bool:
+        owner = token.client if isinstance(token, LiveAccessToken) else token.family.client
+        return owner.agency_id == client.agency_id
 
-    def introspect_token(self, token: AccessToken | RefreshToken) -> dict[str, Any]:
+    def introspect_token(self, token: LiveAccessToken | RefreshToken) -> dict[str, Any]:
+        if isinstance(token, LiveAccessToken):
+            return self._access_token_payload(token)
         family = token.family
-        payload: dict[str, Any] = {
+        return {
             "active": True,
             "scope": token.scope,
             "client_id": family.client_id,
@@ -140,12 +147,25 @@ class IntrospectionEndpoint(HintIsOnlyAHint, _IntrospectionEndpoint):
             "exp": int(token.expires_at.timestamp()),
             "auth_time": int(family.auth_time.timestamp()),
             "acr": family.acr,
+            "token_type": "refresh_token",
         } | acting_claims(db(), family.client, family.delegation_id)
-        if isinstance(token, AccessToken):
-            payload |= {"token_type": "Bearer", "jti": token.jti, "aud": services().settings.endpoint("/userinfo")}
-        else:
-            payload["token_type"] = "refresh_token"
-        return payload
+
+    def _access_token_payload(self, token: LiveAccessToken) -> dict[str, Any]:
+        settings = services().settings
+        return {
+            "active": True,
+            "scope": token.scope,
+            "client_id": token.client.client_id,
+            "sub": token.client.subject_for(token.account_id),
+            "iss": settings.issuer,
+            "iat": int(token.issued_at.timestamp()),
+            "exp": int(token.expires_at.timestamp()),
+            "auth_time": int(token.auth_time.timestamp()),
+            "acr": token.acr,
+            "token_type": "Bearer",
+            "jti": token.jti,
+            "aud": settings.endpoint("/userinfo"),
+        } | acting_claims(db(), token.client, token.delegation_id)
 
 
 def _find_token(token_string: str, hint: str | None) -> AccessToken | RefreshToken | None:

@@ -146,28 +146,41 @@ def active_access_token(keyring: Keyring, session: Session, settings: Settings, 
 
 
 @dataclasses.dataclass(frozen=True)
-class UserinfoSource:
-    """What userinfo releases for a live access token (OIDC Core §5.3), read in one statement.
+class LiveAccessToken:
+    """A live access token and what userinfo (OIDC Core §5.3) and introspection (RFC 7662) read
+    about it, from one statement of plain columns.
 
     ``client`` and ``account`` are unsaved copies holding only what ``subject_for`` and the
     claims need; they are never added to a session.
     """
 
+    jti: str
     scope: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime
     account_id: str
+    auth_time: dt.datetime
+    acr: str
     claims_request: dict | None
     delegation_id: str | None
     client: Client
     account: Account
 
+    # Authlib's TokenMixin, as introspection asks: liveness was checked when it was read.
+    def is_expired(self) -> bool:
+        return False
 
-def userinfo_source(keyring: Keyring, session: Session, settings: Settings, token: str) -> UserinfoSource | None:
-    """As ``active_access_token`` (same liveness rules), as plain columns rather than five ORM objects:
-    a quarter of the CPU on the userinfo path (measured: 460 µs against ~220 µs)."""
+    def is_revoked(self) -> bool:
+        return False
+
+
+def live_access_token(keyring: Keyring, session: Session, settings: Settings, token: str) -> LiveAccessToken | None:
+    """As ``active_access_token`` (same liveness rules), as plain columns rather than five ORM
+    objects: measured, ~220 µs of CPU against ~460 µs for ``session.get`` and its joined loads."""
     claims = decode_own_access_token(keyring, session, settings, token)
     if claims is None:
         return None
-    row = run(session, _USERINFO, {"jti": claims["jti"]}).first()
+    row = run(session, _LIVE_ACCESS, {"jti": claims["jti"]}).first()
     if row is None or row.revoked_at is not None or row.family_revoked_at is not None:
         return None
     if row.expires_at <= utcnow() or row.status != "active":
@@ -177,17 +190,19 @@ def userinfo_source(keyring: Keyring, session: Session, settings: Settings, toke
     agency = Agency(id=row.agency_id, sector_identifier=row.sector_identifier, subject_salt=row.subject_salt)
     client = Client(client_id=row.client_id, agency_id=row.agency_id, subject_type=row.subject_type, agency=agency)
     account = Account(id=row.account_id, **{name: getattr(row, name) for name in _ACCOUNT_CLAIM_COLUMNS})
-    return UserinfoSource(scope=row.scope, account_id=row.account_id, claims_request=row.claims_request,
-                          delegation_id=row.delegation_id, client=client, account=account)
+    return LiveAccessToken(jti=claims["jti"], scope=row.scope, issued_at=row.issued_at, expires_at=row.expires_at,
+                           account_id=row.account_id, auth_time=row.auth_time, acr=row.acr,
+                           claims_request=row.claims_request, delegation_id=row.delegation_id, client=client,
+                           account=account)
 
 
 _ACCOUNT_CLAIM_COLUMNS = ("given_name", "family_name", "birthdate", "locale", "email", "email_verified",
                           "phone_number", "phone_number_verified", "address")
-_USERINFO = (
-    select(AccessToken.scope, AccessToken.expires_at, AccessToken.revoked_at,
-           TokenFamily.revoked_at.label("family_revoked_at"), TokenFamily.account_id, TokenFamily.claims_request,
-           TokenFamily.delegation_id, TokenFamily.client_id, Client.subject_type, Client.agency_id,
-           Agency.sector_identifier, Agency.subject_salt, Account.status,
+_LIVE_ACCESS = (
+    select(AccessToken.scope, AccessToken.issued_at, AccessToken.expires_at, AccessToken.revoked_at,
+           TokenFamily.revoked_at.label("family_revoked_at"), TokenFamily.account_id, TokenFamily.auth_time,
+           TokenFamily.acr, TokenFamily.claims_request, TokenFamily.delegation_id, TokenFamily.client_id,
+           Client.subject_type, Client.agency_id, Agency.sector_identifier, Agency.subject_salt, Account.status,
            *(getattr(Account, name) for name in _ACCOUNT_CLAIM_COLUMNS))
     .join(TokenFamily, TokenFamily.id == AccessToken.family_id)
     .join(Client, Client.client_id == TokenFamily.client_id)
