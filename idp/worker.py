@@ -35,7 +35,8 @@ def run_once(services: Services, *, ledger_due: bool = True) -> DeliveryReport:
     if "email" not in active:
         log.info("IDP_SMTP_URL is not set: emails stay in the outbox (idp outbox list)")
     report = deliver_due(services.sessions, active)
-    run_jobs(services, [housekeeping, rotate_keys_if_due, tick_delegations, *([tick_ledger] if ledger_due else [])])
+    run_jobs(services, [housekeeping, rotate_keys_if_due, remove_lost_passkeys, tick_delegations,
+                        *([tick_ledger] if ledger_due else [])])
     return report
 
 
@@ -83,6 +84,16 @@ def rotate_keys_if_due(services: Services) -> None:
                                                  retire_after=settings.key_retire_after)
     if rotated:
         log.info("signing keys rotated (every %d days)", settings.key_rotation_days)
+
+
+def remove_lost_passkeys(services: Services) -> None:
+    """idp/passkey_reset.py: passkeys reported lost a week ago are removed (and the owner told)."""
+    from idp.passkey_reset import apply_due
+
+    with services.sessions.begin() as session:
+        removed = apply_due(session)
+    if removed:
+        log.info("lost passkeys removed for %d accounts", removed)
 
 
 def tick_delegations(services: Services) -> None:

@@ -25,6 +25,7 @@ from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, session, url_for
 
 from idp import interactions
+from idp import passkey_reset as lost
 from idp import passkeys as ceremonies
 from idp.assurance import TWO_FACTOR, combine_amr
 from idp.blueprints.authorize import acr_request
@@ -105,6 +106,7 @@ def signin_verify() -> Response:
         db().commit()
         raise
     start_session(result.account, acr=TWO_FACTOR, amr=result.amr)
+    lost.cancel_reset(db(), result.account)  # the owner has a passkey after all
     db().commit()
     return finished(continue_to(interaction, None, signed_in_now=True))
 
@@ -129,6 +131,7 @@ def confirm_verify() -> Response:
     result = ceremonies.finish_authentication(db(), relying_party(), challenge, data.get("credential"),
                                               account=login.account)
     step_up_session(login, acr=TWO_FACTOR, amr=combine_amr(login.amr, result.amr))
+    lost.cancel_reset(db(), login.account)  # the owner has a passkey after all
     db().commit()
     return finished(continue_to(interaction, local_path(data.get("next")), signed_in_now=True))
 
@@ -159,14 +162,44 @@ def confirm() -> Response | str:
 @bp.get("/passkeys")
 def manage() -> str:
     login = signed_in_page()
+    if lost.apply_if_due(db(), login.account):
+        db().commit()
     return render_template("passkeys/manage.html", passkeys=ceremonies.list_passkeys(db(), login.account_id),
                            can_change=change_allowed(login), has_password=login.account.password_hash is not None,
+                           reset_at=login.account.passkeys_reset_at, done=request.args.get("done"),
                            added=request.args.get("added") == "1", removed=request.args.get("removed") == "1")
+
+
+@bp.route("/passkeys/lost", methods=["GET", "POST"])
+def report_lost() -> Response | str:
+    """sign-in.md "Account recovery": every passkey lost; they are removed after a week's notice."""
+    login = signed_in_page()
+    if change_allowed(login):  # signed in with a passkey, or none left: nothing to wait for
+        return redirect(url_for("passkeys.manage"))
+    if request.method == "GET":
+        return render_template("passkeys/lost.html", wait_days=lost.WAIT.days, errors={})
+    if request.form.get("confirm") != "yes":
+        html = render_template("passkeys/lost.html", wait_days=lost.WAIT.days,
+                               errors={"confirm": "Select yes if you have lost all your passkeys"})
+        return Response(html, status=400)
+    lost.request_reset(db(), login.account)
+    db().commit()
+    return redirect(url_for("passkeys.manage", done="lost"))
+
+
+@bp.post("/passkeys/lost/cancel")
+def cancel_lost() -> Response:
+    login = signed_in_page()
+    lost.cancel_reset(db(), login.account)
+    db().commit()
+    return redirect(url_for("passkeys.manage", done="kept"))
 
 
 @bp.get("/passkeys/add")
 def add() -> Response | str:
     login = signed_in_page()
+    if lost.apply_if_due(db(), login.account):
+        db().commit()
     if not change_allowed(login):
         return redirect(url_for("passkeys.confirm", next=request.full_path.rstrip("?")))
     return render_template("passkeys/add.html", next_path=local_path(request.args.get("next")))

@@ -36,6 +36,8 @@ class Account(Base):
     status: Mapped[str] = mapped_column(String(10), default="active")
     # consent-ledger.md: the only name the ledger knows the citizen by; NULL once erased.
     ledger_pseudonym: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # idp/passkey_reset.py: when every passkey is removed, having been reported lost (NULL: not asked).
+    passkeys_reset_at: Mapped[dt.datetime | None] = mapped_column(index=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

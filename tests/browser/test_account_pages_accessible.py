@@ -87,6 +87,24 @@ def test_account_pages_and_a_passkey_step_up_to_cl_cm(passkey_page: Page, localh
     page.goto("/account/record")
     on_page(page, "Your record")
 
+    sign_out(page)  # signed in with the password alone, the passkey "lost"
+    page.goto("/signin")
+    sign_in(page, email, PASSWORD)
+    on_page(page, "Use your passkey")
+    page.locator("#passkey-skip").click()
+    page.goto("/passkeys")
+    page.get_by_role("link", name="I have lost all my passkeys").click()
+    on_page(page, "You have lost your passkeys")
+    page.get_by_role("button", name="Remove my passkeys in 7 days").click()
+    assert_error_summary_links_to_fields(page)
+    on_page(page, "You have lost your passkeys")
+    page.get_by_label("Yes, I have lost all my passkeys").check()
+    page.get_by_role("button", name="Remove my passkeys in 7 days").click()
+    on_page(page, "Your passkeys")
+    expect(page.locator("[data-passkeys-reset]")).to_contain_text("will be removed")
+    page.get_by_role("button", name="Keep my passkeys").click()
+    on_page(page, "Your passkeys")
+
 
 def submit(page: Page) -> None:
     page.locator("main form[method=post] button[type=submit]").last.click()
