@@ -129,12 +129,15 @@ def sign_in_locally(token: dict[str, Any], claims: dict[str, Any], userinfo: dic
 
 
 def acting(claims: dict[str, Any]) -> dict[str, Any] | None:
-    """delegation.md "What agencies receive": ``sub`` is the person served, ``act`` who is acting."""
+    """delegation.md "What agencies receive": ``sub`` is the person served, ``act`` who is acting
+    and, nested (RFC 8693 §4.1), who passed the delegation on to them."""
     delegation, actor = claims.get("delegation"), claims.get("act")
     if not isinstance(delegation, dict) or not isinstance(actor, dict):
         return None
+    upstream = actor.get("act")
     return {"type": str(delegation.get("type", "")), "mode": str(delegation.get("mode", "")),
-            "actor": str(actor.get("sub", ""))}
+            "actor": str(actor.get("sub", "")),
+            "passed_on_by": str(upstream.get("sub", "")) if isinstance(upstream, dict) else None}
 
 
 def _describe(error: Exception) -> str:
@@ -177,6 +180,7 @@ HOME_PAGE = LAYOUT_HEAD + """
 as their {{ user.acting.type }}</strong>
 {%- if user.acting.mode == "view" %} (you can see their details, not act){% endif %}.</p>
 <p>Acting: <code id="actor">{{ user.acting.actor }}</code></p>
+{% if user.acting.passed_on_by %}<p>Passed on to them by: <code id="passed-on-by">{{ user.acting.passed_on_by }}</code></p>{% endif %}
 {% endif %}
 <dl>
   <dt>Your identifier at this agency (sub)</dt><dd id="sub">{{ user.sub }}</dd>
