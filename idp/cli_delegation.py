@@ -188,7 +188,8 @@ def list_delegations(principal_email: str | None, delegate_email: str | None, st
 
 def _describe(found: Delegation) -> dict[str, Any]:
     when = {name: getattr(found, name).isoformat() if getattr(found, name) else None
-            for name in ("starts_at", "ends_at", "status_changed_at", "evidence_checked_at", "last_used_at")}
+            for name in ("starts_at", "ends_at", "status_changed_at", "evidence_checked_at", "last_used_at",
+                         "continued_at")}
     return {"id": found.id, "principal_id": found.principal_id, "delegate_id": found.delegate_id,
             "invite_email": found.invite_email, "type": found.type, "basis": found.basis, "mode": found.mode,
             "status": found.status, "status_reason": found.status_reason, "status_note": found.status_note,
