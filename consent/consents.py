@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from consent.errors import ConsentMissing, ConsentNotActive
@@ -29,6 +29,7 @@ from idp.db import run, utcnow
 
 SCOPES_WITHOUT_CONSENT = frozenset({"openid"})
 DEFAULT_CONSENT_DAYS = 365
+USE_RECORDED_EVERY = dt.timedelta(minutes=1)
 
 # Revokes the agency's tokens for the citizen (and tells the agency): ``idp`` supplies it, so
 # this package stays free of token storage while a withdrawal can never skip the revocation.
@@ -133,8 +134,14 @@ def _claim(session: Session, consent: Consent, *, must_be_due: dt.datetime | Non
 
 
 def record_use(session: Session, account_id: str, agency_id: str) -> None:
-    """Tokens were issued under the consent: the dashboard's "last used"."""
-    run(session, _RECORD_USE, {"account": account_id, "agency": agency_id, "now": utcnow()})
+    """Tokens were issued under the consent: the dashboard's "last used" (shown to the minute).
+
+    Written at most once a minute: a row an UPDATE leaves alone is not locked, so token requests
+    of one citizen with one agency do not queue on the consent row until each commits.
+    """
+    now = utcnow()
+    run(session, _RECORD_USE, {"account": account_id, "agency": agency_id, "now": now,
+                               "stale": now - USE_RECORDED_EVERY})
 
 
 def consented_scopes(session: Session, account_id: str, agency_id: str, requested: Iterable[str]) -> set[str]:
@@ -152,7 +159,8 @@ def consented_scopes(session: Session, account_id: str, agency_id: str, requeste
 
 # Built once: both run at every token issuance and refresh (the hot path).
 _RECORD_USE = (update(Consent)
-               .where(Consent.account_id == bindparam("account"), Consent.agency_id == bindparam("agency"))
+               .where(Consent.account_id == bindparam("account"), Consent.agency_id == bindparam("agency"),
+                      or_(Consent.last_used_at.is_(None), Consent.last_used_at < bindparam("stale")))
                .values(last_used_at=bindparam("now")))
 _STANDING = (select(Consent.granted_scopes, Consent.withdrawn_at, Consent.expired_at, Consent.expires_at)
              .where(Consent.account_id == bindparam("account_id"), Consent.agency_id == bindparam("agency_id")))

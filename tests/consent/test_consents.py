@@ -6,7 +6,14 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from consent.consents import consented_scopes, find_consent, record_decision, undecided_scopes
+from consent.consents import (
+    USE_RECORDED_EVERY,
+    consented_scopes,
+    find_consent,
+    record_decision,
+    record_use,
+    undecided_scopes,
+)
 from consent.ledger import Ledger
 from idp.models import Account, Agency
 from tests.conftest import make_client
@@ -75,3 +82,21 @@ def test_record_decision_merges_grants_and_denials(db_session: Session, agency: 
     assert consent is not None and consent.granted == {"email", "phone"} and consent.denied == set()
     assert undecided_scopes(consent, ["openid", "email", "profile"]) == {"profile"}
     assert consented_scopes(db_session, citizen.id, agency.id, ["openid", "email", "address"]) == {"openid", "email"}
+
+
+def test_last_used_is_written_at_most_once_a_minute(db_session: Session, agency: Agency, citizen: Account,
+                                                    ledger: Ledger) -> None:
+    consent = record_decision(db_session, citizen.id, agency.id, granted={"email"}, denied=set(), ledger=ledger,
+                              client_id="c")
+    record_use(db_session, citizen.id, agency.id)
+    db_session.refresh(consent)
+    first = consent.last_used_at
+    assert first is not None
+    record_use(db_session, citizen.id, agency.id)  # within the minute: no write (so no row lock)
+    db_session.refresh(consent)
+    assert consent.last_used_at == first
+    consent.last_used_at = first - USE_RECORDED_EVERY
+    db_session.flush()
+    record_use(db_session, citizen.id, agency.id)
+    db_session.refresh(consent)
+    assert consent.last_used_at is not None and consent.last_used_at > first
