@@ -136,8 +136,9 @@ def _claim(session: Session, consent: Consent, *, must_be_due: dt.datetime | Non
 def record_use(session: Session, account_id: str, agency_id: str) -> None:
     """Tokens were issued under the consent: the dashboard's "last used" (shown to the minute).
 
-    Written at most once a minute: a row an UPDATE leaves alone is not locked, so token requests
-    of one citizen with one agency do not queue on the consent row until each commits.
+    Written at most once a minute, and skipped while another token request holds the row (SKIP
+    LOCKED): token requests of one citizen with one agency neither queue on the consent row nor
+    deadlock on it (each holds it shared, from ``consented_scopes``, until it commits).
     """
     now = utcnow()
     run(session, _RECORD_USE, {"account": account_id, "agency": agency_id, "now": now,
@@ -145,7 +146,12 @@ def record_use(session: Session, account_id: str, agency_id: str) -> None:
 
 
 def consented_scopes(session: Session, account_id: str, agency_id: str, requested: Iterable[str]) -> set[str]:
-    """The part of ``requested`` the citizen still allows; raises if nothing beyond ``openid`` stands."""
+    """The part of ``requested`` the citizen still allows; raises if nothing beyond ``openid`` stands.
+
+    The consent row is read FOR SHARE and held until the token request commits: a withdrawal (an
+    UPDATE of the row) waits for tokens being issued under the consent, then finds and revokes
+    them; a token request that waited for a withdrawal reads it and is refused. Token requests do
+    not wait for each other (PostgreSQL; SQLite runs writers one at a time anyway)."""
     wanted = set(requested)
     row = run(session, _STANDING, {"account_id": account_id, "agency_id": agency_id}).first()
     consent = Consent(granted_scopes=row.granted_scopes, withdrawn_at=row.withdrawn_at, expired_at=row.expired_at,
@@ -159,11 +165,15 @@ def consented_scopes(session: Session, account_id: str, agency_id: str, requeste
 
 # Built once: both run at every token issuance and refresh (the hot path).
 _RECORD_USE = (update(Consent)
-               .where(Consent.account_id == bindparam("account"), Consent.agency_id == bindparam("agency"),
-                      or_(Consent.last_used_at.is_(None), Consent.last_used_at < bindparam("stale")))
+               .where(Consent.id.in_(
+                   select(Consent.id)
+                   .where(Consent.account_id == bindparam("account"), Consent.agency_id == bindparam("agency"),
+                          or_(Consent.last_used_at.is_(None), Consent.last_used_at < bindparam("stale")))
+                   .with_for_update(skip_locked=True)))
                .values(last_used_at=bindparam("now")))
 _STANDING = (select(Consent.granted_scopes, Consent.withdrawn_at, Consent.expired_at, Consent.expires_at)
-             .where(Consent.account_id == bindparam("account_id"), Consent.agency_id == bindparam("agency_id")))
+             .where(Consent.account_id == bindparam("account_id"), Consent.agency_id == bindparam("agency_id"))
+             .with_for_update(read=True))
 
 
 def _join(scopes: Iterable[str]) -> str:
