@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from idp.models import Account
 from tests.idp import flows
@@ -75,3 +78,17 @@ def test_revoked_access_token_is_refused_at_once(client: FlaskClient, rp: Regist
     token = flows.tokens_for(client, rp)["access_token"]
     client.post("/revoke", **flows.authenticated(rp, {"token": token}))
     assert client.get("/userinfo", headers=_bearer(token)).status_code == 401
+
+
+@pytest.mark.parametrize("status", ["locked", "deleted"])
+def test_a_locked_or_deleted_accounts_tokens_stop_working(client: FlaskClient, db_session: Session,
+                                                         rp: RegisteredClient, signed_in: Account,
+                                                         status: str) -> None:
+    access = flows.tokens_for(client, rp)["access_token"]
+    bearer = {"Authorization": f"Bearer {access}"}
+    assert client.get("/userinfo", headers=bearer).status_code == 200
+    db_session.execute(update(Account).where(Account.id == signed_in.id).values(status=status))
+    db_session.commit()
+    assert client.get("/userinfo", headers=bearer).status_code == 401
+    described = client.post("/introspect", **flows.authenticated(rp, {"token": access})).get_json()
+    assert described == {"active": False}
