@@ -163,8 +163,9 @@ def test_the_worker_rotates_signing_keys_on_schedule_and_the_jwks_publishes_the_
     services.keyring.invalidate_cache()
     db_session.expire_all()
     states = {row.kid: row.state for row in db_session.scalars(select(SigningKey))}
-    assert all(states[kid] == "current" for kid in promoted.values())
-    assert all(states[kid] == "retired" for kid in old.values())
+    before = {"current": old, "next": promoted}
+    assert all(states[kid] == "current" for kid in promoted.values()), (before, states)
+    assert all(states[kid] == "retired" for kid in old.values()), (before, states)
     published = {key["kid"] for key in client.get("/jwks.json").get_json()["keys"]}
     assert set(old.values()) | set(promoted.values()) <= published  # retired keys stay published
     rotate_keys_if_due(services)  # not due again: the new current keys have only just started
