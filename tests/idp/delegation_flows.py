@@ -8,6 +8,7 @@ from typing import Any
 
 import jwt as pyjwt
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
@@ -17,7 +18,7 @@ from consent.delegation_models import Delegation
 from consent.delegations import Terms
 from consent.ledger import Ledger
 from idp.accounts import create_account
-from idp.models import Account
+from idp.models import Account, OutboxMessage
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 from tests.idp.flows import CSRF, ISSUER, RegisteredClient
@@ -85,6 +86,16 @@ def claims(token: str) -> dict[str, Any]:
 
 def introspect(client: FlaskClient, rp: RegisteredClient, token: str) -> dict[str, Any]:
     return client.post("/introspect", **flows.authenticated(rp, {"token": token})).get_json()  # type: ignore[no-any-return]
+
+
+def emailed_link(session: Session, to: str, pattern: re.Pattern[str]) -> str:
+    """The path a link in the newest email to ``to`` points at (``pattern``'s first group)."""
+    message = session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == to)
+                              .order_by(OutboxMessage.created_at.desc())).first()
+    assert message is not None, f"no email to {to}"
+    match = pattern.search(message.body)
+    assert match, message.body
+    return match.group(1)
 
 
 def form_post(client: FlaskClient, path: str, data: dict[str, Any], page: str | None = None) -> TestResponse:

@@ -16,7 +16,7 @@ from consent.ledger import Ledger
 from idp.models import Account, Agency, OutboxMessage
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
-from tests.idp.delegation_flows import delegate, person
+from tests.idp.delegation_flows import delegate, emailed_link, person
 
 LINK = re.compile(r"http://localhost(/delegation/invitation/[A-Za-z0-9_-]+)")
 INVITE = {"email": "", "type": "carer", "mode": "act", "services": "all", "details": "all"}
@@ -29,12 +29,7 @@ def post(client: FlaskClient, path: str, data: dict[str, object], page: str = "/
 def invite(client: FlaskClient, db_session: Session, email: str, **fields: object) -> str:
     response = post(client, "/account/delegates/invite", INVITE | {"email": email} | fields)
     assert response.status_code == 302, response.get_data(as_text=True)  # type: ignore[attr-defined]
-    message = db_session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == email)
-                                 .order_by(OutboxMessage.created_at.desc())).first()
-    assert message is not None
-    match = LINK.search(message.body)
-    assert match, message.body
-    return match.group(1)
+    return emailed_link(db_session, email, LINK)
 
 
 def count(db_session: Session) -> int:

@@ -21,7 +21,7 @@ from idp.dependents import create_dependent
 from idp.models import Account, EmailChallenge, OutboxMessage
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
-from tests.idp.delegation_flows import acting_tokens, claims, consent
+from tests.idp.delegation_flows import acting_tokens, claims, consent, emailed_link
 from tests.idp.flows import RegisteredClient
 
 LINK = re.compile(r"http://localhost(/own-account/[A-Za-z0-9_.-]+)")
@@ -49,12 +49,7 @@ def offer(client: FlaskClient, delegation: Delegation, email: str) -> Any:
 
 
 def link_for(db_session: Session, email: str) -> str:
-    message = db_session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == email)
-                                 .order_by(OutboxMessage.created_at.desc())).first()
-    assert message is not None
-    match = LINK.search(message.body)
-    assert match, message.body
-    return match.group(1)
+    return emailed_link(db_session, email, LINK)
 
 
 def set_password(client: FlaskClient, link: str, password: str) -> Any:
