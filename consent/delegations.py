@@ -101,16 +101,16 @@ def default_end(now: dt.datetime) -> dt.datetime:
 def check_terms(terms: Terms, now: dt.datetime) -> Terms:
     """Reject what delegation.md forbids; fill the default end date for carer and family."""
     if terms.mode not in MODES:
-        raise DelegationInvalid("Choose whether they can only see details or also act for you.")
+        raise DelegationInvalid("Choose whether they can only see details or also act for you.", "mode")
     if terms.scopes is not None and (not terms.scopes or not all(SCOPE_TOKEN.match(s) for s in terms.scopes)):
-        raise DelegationInvalid("The scopes are not valid.")
+        raise DelegationInvalid("The scopes are not valid.", "scopes")
     if terms.agencies is not None and not terms.agencies:
-        raise DelegationInvalid("Choose at least one service, or all services.")
+        raise DelegationInvalid("Choose at least one service, or all services.", "agencies")
     ends_at = terms.ends_at
     if ends_at is None and terms.type in ("carer", "family"):
         ends_at = default_end(now)
     if ends_at is not None and not now < ends_at <= now + MAX_END:
-        raise DelegationInvalid("The end date must be in the future and within 5 years.")
+        raise DelegationInvalid("The end date must be in the future and within 5 years.", "ends_at")
     return dataclasses.replace(terms, ends_at=ends_at)
 
 
@@ -125,7 +125,7 @@ def invite_delegate(session: Session, principal_id: str, email: str, terms: Term
         raise DelegationInvalid("Invite a carer or a family member.")
     email = email.strip().lower()
     if "@" not in email or len(email) > 320 or " " in email:
-        raise DelegationInvalid("Enter an email address in the correct format, like name@example.com")
+        raise DelegationInvalid("Enter an email address in the correct format, like name@example.com", "email")
     if parent is not None:
         _one_onward_only(session, parent)
     if parent is not None and terms.ends_at is None:
@@ -174,13 +174,13 @@ def narrowed(parent: Delegation, terms: Terms, now: dt.datetime) -> Terms:
     if not parent.may_delegate_onward or parent.parent_id is not None or not parent.in_force(now):
         raise DelegationInvalid("You are not allowed to pass this on to someone else.")
     if terms.may_delegate_onward or (parent.mode == "view" and terms.mode == "act"):
-        raise DelegationInvalid("An onward delegation cannot allow more than yours does.")
+        raise DelegationInvalid("An onward delegation cannot allow more than yours does.", "mode")
     if parent.scopes is not None and (terms.scopes is None or not terms.scopes <= parent.scope_set):  # type: ignore[operator]
-        raise DelegationInvalid("An onward delegation cannot cover more than yours does.")
+        raise DelegationInvalid("An onward delegation cannot cover more than yours does.", "scopes")
     if parent.agencies is not None and (terms.agencies is None or not set(terms.agencies) <= set(parent.agencies)):
-        raise DelegationInvalid("An onward delegation cannot cover more services than yours does.")
+        raise DelegationInvalid("An onward delegation cannot cover more services than yours does.", "agencies")
     if parent.ends_at is not None and (terms.ends_at is None or terms.ends_at > parent.ends_at):
-        raise DelegationInvalid("An onward delegation cannot last longer than yours does.")
+        raise DelegationInvalid("An onward delegation cannot last longer than yours does.", "ends_at")
     return dataclasses.replace(terms, type=parent.type)
 
 
@@ -192,7 +192,7 @@ def _one_onward_only(session: Session, parent: Delegation) -> None:
         Delegation.parent_id == parent.id, Delegation.status.in_(("invited", "active", "suspended")))
     if session.scalar(open_onward):
         raise DelegationInvalid("You have already asked someone else to help. Stop them helping first, "
-                                "then you can ask another person.")
+                                "then you can ask another person.", "email")
 
 
 def _new(session: Session, principal_id: str, delegate_id: str | None, terms: Terms, *, status: str, reason: str,

@@ -40,7 +40,12 @@ class DelegationError(ConsentError):
 
 
 class DelegationInvalid(DelegationError):
-    """The terms break a rule of delegation.md (self-delegation, a past end date, a widening, ...)."""
+    """The terms break a rule of delegation.md (self-delegation, a past end date, a widening, ...);
+    ``term`` names the term at fault (a ``Terms`` field or ``"email"``), for a form to point at."""
+
+    def __init__(self, message: str, term: str | None = None) -> None:
+        super().__init__(message)
+        self.term = term
 
 
 class DelegationNotFound(DelegationError):

@@ -207,7 +207,7 @@ def pass_on(delegation_id: str) -> Response | str:
     email = request.form.get("email", "").strip().lower()[:320]
     if "@" not in email or " " in email:
         errors["email"] = "Enter an email address in the correct format, like name@example.com"
-    elif email in (g.account.email, context["principal"].email):
+    elif email in (g.account.email, principal.email):
         errors["email"] = "Enter the email address of someone else"
     if not errors and terms is not None:
         try:
@@ -215,11 +215,11 @@ def pass_on(delegation_id: str) -> Response | str:
                                                       ledger=ledger(), by=lifecycle.actor(g.account.id), parent=mine)
         except DelegationInvalid as error:
             db().rollback()
-            errors[_field_of(str(error))] = str(error)
+            errors[FIELD_OF_TERM.get(error.term or "", "email")] = str(error)
     if errors or terms is None:
         return Response(render_template("delegation/pass_on.html", errors=errors, **context), status=400)
     link = services().settings.endpoint(url_for("delegation.invitation", token=token))
-    send_invitation(db(), to=email, principal=context["principal"], delegation=onward, link=link,
+    send_invitation(db(), to=email, principal=principal, delegation=onward, link=link,
                     passed_on_by=g.account)
     db().commit()
     return redirect(url_for("delegation.acting_for", done="passed_on"))
@@ -235,13 +235,8 @@ def _onward_choices(mine: Delegation, principal: Account) -> dict[str, Any]:
             "scopes": scopes, "modes": modes if mine.mode == "act" else {"view": modes["view"]}}
 
 
-def _field_of(refusal: str) -> str:
-    """The form field a domain refusal of an onward delegation is about (for the error summary)."""
-    for words, field in (("longer", "end-day"), ("services", "services"), ("cover more", "details"),
-                         ("allow more", "mode")):
-        if words in refusal:
-            return field
-    return "email"
+# The form field of each term a domain refusal can name (for the error summary's link).
+FIELD_OF_TERM = {"ends_at": "end-day", "agencies": "services", "scopes": "details", "mode": "mode", "email": "email"}
 
 
 def _with_type(form: Any, kind: str) -> Any:
