@@ -11,9 +11,9 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from consent.delegation_models import Delegation
+from consent.delegation_models import UPSTREAM, Delegation
 from consent.errors import NotAllowedToAct
 from idp.db import utcnow
 
@@ -21,9 +21,6 @@ from idp.db import utcnow
 VIEW_SCOPES = frozenset({"openid", "profile", "email", "phone", "address"})
 
 ScopeFilter = Callable[[str, set[str]], set[str]]  # (principal_id, scopes) → what the principal allows
-# Made once: building an alias (and compiling a statement around a new one) costs about a
-# millisecond, more than the query it serves.
-_UPSTREAM = aliased(Delegation, name="upstream")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +63,7 @@ def act_for(session: Session, delegation_id: str, delegate_id: str, agency_id: s
 def _load(session: Session, delegation_id: str) -> Delegation | None:
     """The delegation and the one it was passed on from, in one round trip (the sign-in path);
     later ``session.get`` of the parent is answered from the identity map."""
-    row = session.execute(select(Delegation, _UPSTREAM).outerjoin(_UPSTREAM, _UPSTREAM.id == Delegation.parent_id)
+    row = session.execute(select(Delegation, UPSTREAM).outerjoin(UPSTREAM, UPSTREAM.id == Delegation.parent_id)
                           .where(Delegation.id == delegation_id[:36])).first()
     return None if row is None else row[0]
 

@@ -28,9 +28,9 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from sqlalchemy import ColumnElement, func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from consent.delegation_models import MODES, Delegation, DelegationChange
+from consent.delegation_models import MODES, UPSTREAM, Delegation, DelegationChange
 from consent.errors import DelegationInvalid, DelegationNotFound, DelegationStateError, InvitationUnusable
 from consent.events import EventType, format_time
 from consent.ledger import Ledger
@@ -357,9 +357,8 @@ def of_delegate(session: Session, delegate_id: str, statuses: Iterable[str] | No
 
 def passed_on_by(session: Session, delegate_id: str) -> list[Delegation]:
     """The onward delegations this delegate made from their own (delegation.md: one hop)."""
-    upstream = aliased(Delegation)
-    query = (select(Delegation).join(upstream, upstream.id == Delegation.parent_id)
-             .where(upstream.delegate_id == delegate_id).order_by(Delegation.created_at.desc()))
+    query = (select(Delegation).join(UPSTREAM, UPSTREAM.id == Delegation.parent_id)
+             .where(UPSTREAM.delegate_id == delegate_id).order_by(Delegation.created_at.desc()))
     return list(session.scalars(query))
 
 

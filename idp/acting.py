@@ -13,11 +13,11 @@ from typing import Any
 
 from flask import g
 from sqlalchemy import and_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from consent.acting import ActingGrant, act_for, actors_of
 from consent.consents import SCOPES_WITHOUT_CONSENT
-from consent.delegation_models import Delegation
+from consent.delegation_models import UPSTREAM, Delegation
 from consent.events import EventType
 from consent.ledger import Ledger
 from consent.models import Consent
@@ -25,9 +25,6 @@ from consent.pseudonyms import pseudonym_for
 from idp.db import utcnow
 from idp.dependents import is_dependent_address
 from idp.models import Account, Client, LoginSession, TokenFamily
-
-
-_UPSTREAM = aliased(Delegation, name="upstream")  # the delegation an onward one was passed on from
 
 
 def principal_allows(session: Session, client: Client) -> Any:
@@ -111,11 +108,11 @@ def acting_in_session(session: Session, login: LoginSession) -> list[ActingNow]:
         .join(Delegation, Delegation.id == TokenFamily.delegation_id)
         .join(Account, Account.id == TokenFamily.account_id)
         .join(Client, Client.client_id == TokenFamily.client_id)
-        .outerjoin(_UPSTREAM, _UPSTREAM.id == Delegation.parent_id)
+        .outerjoin(UPSTREAM, UPSTREAM.id == Delegation.parent_id)
         .where(TokenFamily.session_id == login.id, TokenFamily.actor_account_id == login.account_id,
                TokenFamily.revoked_at.is_(None), TokenFamily.absolute_expires_at > now,
                Delegation.status == "active", Delegation.ends_at.is_(None) | (Delegation.ends_at > now),
-               Delegation.parent_id.is_(None) | ((_UPSTREAM.status == "active")
-                                                 & (_UPSTREAM.ends_at.is_(None) | (_UPSTREAM.ends_at > now))))
+               Delegation.parent_id.is_(None) | ((UPSTREAM.status == "active")
+                                                 & (UPSTREAM.ends_at.is_(None) | (UPSTREAM.ends_at > now))))
         .distinct().order_by(Account.given_name, Client.name).limit(10))
     return [ActingNow(f"{given} {family}".strip(), kind, service) for given, family, kind, service in rows]
