@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from idp.accounts import create_account
 from idp.app import build_services, create_app
+from consent.ledger import Ledger
 from idp.config import Settings
+from idp.consent_ledger import ledger_for
 from idp.db import make_engine
 from idp.migrate import upgrade
 from idp.models import Account, Agency
@@ -80,6 +82,12 @@ def connection(engine: Engine) -> Iterator[Connection]:
 @pytest.fixture
 def test_sessions(connection: Connection) -> sessionmaker[Session]:
     return sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+
+@pytest.fixture
+def ledger(settings: Settings, base_services: Services) -> Ledger:
+    """The service's consent ledger, keyed by the suite's keyring."""
+    return ledger_for(settings, base_services.keyring)
 
 
 @pytest.fixture

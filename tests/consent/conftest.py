@@ -1,24 +1,14 @@
-"""Fixtures of the consent domain: the service's ledger, and a ledger with its own in-memory key."""
+"""Fixtures of the consent domain: a ledger key held in memory (the service's ledger is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.orm import Session
 
-from consent.ledger import Ledger
-from idp.config import Settings
-from idp.consent_ledger import ledger_for
-from idp.services import Services
 from keys.jwk import public_jwk_members, thumbprint
-
-
-@pytest.fixture
-def ledger(settings: Settings, base_services: Services) -> Ledger:
-    return ledger_for(settings, base_services.keyring)
 
 
 @dataclasses.dataclass

@@ -17,20 +17,12 @@ from sqlalchemy.orm import Session
 from consent import verify
 from consent.ledger import MAX_RANGE, Ledger
 from consent.verify import VerifierKey, verify_checkpoint, verify_consistency, verify_inclusion
-from idp.config import Settings
-from idp.consent_ledger import ledger_for
 from idp.models import Account, Agency
-from idp.services import Services
 from tests.conftest import make_client
 from tests.idp import flows
 from tests.idp.flows import RegisteredClient
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def ledger(settings: Settings, base_services: Services) -> Ledger:
-    return ledger_for(settings, base_services.keyring)
 
 
 @pytest.fixture

@@ -19,23 +19,15 @@ from werkzeug.datastructures import MultiDict
 from consent import delegations as lifecycle
 from consent.delegations import Terms
 from consent.ledger import Ledger
-from idp.config import Settings
-from idp.consent_ledger import ledger_for
 from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects
 from idp.models import Account
-from idp.services import Services
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 from tests.idp.delegation_flows import acting_tokens, consent, delegate, person
 from tests.idp.flows import RegisteredClient
 
 ALL = "openid profile email phone offline_access"
-
-
-@pytest.fixture
-def ledger(settings: Settings, base_services: Services) -> Ledger:
-    return ledger_for(settings, base_services.keyring)
 
 
 @pytest.fixture
