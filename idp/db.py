@@ -7,11 +7,11 @@ same metadata that Alembic migrates.
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Mapping
 from typing import Any
 
-from collections.abc import Mapping
-
-from sqlalchemy import CursorResult, DateTime, Engine, Executable, MetaData, create_engine, event
+from sqlalchemy import CursorResult, DateTime, Engine, Executable, MetaData, create_engine, event, exc
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -70,7 +70,38 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         _make_sqlite_transactional(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
+
+
+IDLE_BEFORE_PING_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only if it sat idle, not on every checkout.
+
+    ``pool_pre_ping`` costs a round trip per request (measured: userinfo 3.5 → 2.4 ms of CPU
+    without it). A connection in steady use needs no ping: if the server went away under it,
+    the failing statement is a disconnect error, which answers that request with a 503 and
+    invalidates the whole pool, so the next requests reconnect. An idle connection may have
+    been dropped quietly (a restart, a firewall, ``idle_session_timeout``), so it is pinged and
+    replaced if dead, as the SQLAlchemy documentation's "pessimistic" recipe does.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_BEFORE_PING_SECONDS:
+            return  # new, or in steady use
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise exc.DisconnectionError("idle connection is gone") from error  # the pool reconnects
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:
