@@ -1,7 +1,11 @@
 """HTTP benchmark of a production node: gunicorn (``idp/gunicorn_conf.py``) on PostgreSQL, driven
 by wrk for a fixed time per case; prints requests/s and p50/p99 latency (median of the runs).
 
-    .venv/bin/python bench/http/run.py [--runs 3] [--duration 10] [--connections 32]
+    .venv/bin/python bench/http/run.py [--runs 3] [--duration 10] [--connections 32] [--floor]
+
+``--floor`` also measures the stack's floor on this machine (``floor.py``): the same gunicorn
+settings serving only the irreducible work of each case, so the figures can be read against
+what the machine and the chosen libraries allow at all.
 
 Needs ``wrk`` (Debian: ``apt-get install wrk``) and a PostgreSQL server; the database named by
 ``--database-url`` is emptied and migrated. Single-use items (codes, refresh tokens, client
@@ -31,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.http.prepare import Fixture, prepare_fixture  # noqa: E402
 from idp.db import make_engine  # noqa: E402
 from idp.migrate import upgrade  # noqa: E402
-from tests.production.nodes import Node, free_port, production_environment  # noqa: E402
+from tests.production.nodes import Node, free_port, process_environment, production_environment  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TARGETS = {"discovery": (5000, 50), "jwks": (5000, 50), "userinfo": (2000, 50), "introspection": (2000, 50),
@@ -46,6 +50,16 @@ class Case:
     mode: str  # see requests.lua
     single_use: bool = False
 
+
+FLOOR_CASES = (  # the target each floor bounds: the case it is the irreducible part of
+    (Case("floor: bare WSGI (gunicorn alone)", "GET", "/wsgi", "none"), (5000, 50)),
+    (Case("floor: Flask, fixed bytes (bounds discovery, JWKS)", "GET", "/flask", "none"), (5000, 50)),
+    (Case("floor: Flask + ES256 verify + 1 SELECT (bounds userinfo, introspection)", "GET", "/verify+select",
+          "none"), (2000, 50)),
+    (Case("floor: Flask + 1 verify + 2 signs + 12 statements (bounds the token grants)", "GET", "/token-work",
+          "none"), (800, 50)),
+)
+TARGETS |= {case.name: target for case, target in FLOOR_CASES}
 
 CASES = (
     Case("discovery", "GET", "/.well-known/openid-configuration", "none"),
@@ -113,6 +127,20 @@ def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, flo
     return {part: sum(now - before[part].get(pid, 0.0) for pid, now in after[part].items()) for part in after}
 
 
+class FloorNode(Node):
+    """``floor.py`` under gunicorn with the production worker settings (``idp/gunicorn_conf.py``)."""
+
+    def start(self, *extra_args: str) -> Node:
+        command = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--keep-alive", "75",
+                   "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--threads", str(self.threads),
+                   *extra_args, "bench.http.floor:app"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, cwd=HERE.parents[1], env=process_environment(self.env),
+                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.wait_until_ready()
+        return self
+
+
 def fresh_database(url: str) -> None:
     server = make_url(url).set(database="postgres")
     engine = make_engine(server.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
@@ -164,7 +192,7 @@ def table(all_results: dict[str, list[Result]], args: argparse.Namespace) -> str
     lines = [f"median of {args.runs} runs × {args.duration:g} s, {args.connections} connections, "
              f"gunicorn {args.workers} workers × {args.threads} threads, wrk {args.wrk_threads} thread(s)",
              "| case | req/s | p50 ms | p99 ms | non-2xx | CPU ms/req: app + PostgreSQL + wrk | req/s if alone "
-             f"on {os.cpu_count()} cores | target |",
+             f"on {os.cpu_count()} cores | target (a floor: the target it bounds) |",
              "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
     for name, results in all_results.items():
         rate = statistics.median(r.rate for r in results)
@@ -193,6 +221,7 @@ def main() -> None:
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--max-rate", type=float, default=4000, help="single-use items prepared per second of run")
     parser.add_argument("--cases", nargs="*", default=[case.name for case in CASES])
+    parser.add_argument("--floor", action="store_true", help="also measure the stack's floor (floor.py)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -212,6 +241,14 @@ def main() -> None:
     finally:
         node.stop()
         fixture.close()
+    if args.floor:
+        floor = FloorNode("floor", free_port(), {"BENCH_FLOOR_DATABASE_URL": args.database_url},
+                          folder / "floor.log", workers=args.workers, threads=args.threads)
+        floor.start()
+        try:
+            results |= {case.name: run_case(case, floor, fixture, args, folder) for case, _target in FLOOR_CASES}
+        finally:
+            floor.stop()
     print(f"load average before/after: {load[0]:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(table(results, args))
     shutil.rmtree(folder, ignore_errors=True)
