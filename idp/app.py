@@ -35,7 +35,7 @@ from idp.blueprints import services as connected_services
 from idp.blueprints.discovery import provider_metadata
 from idp.blueprints.logout import EndSessionEndpoint
 from idp.config import Settings
-from idp.db import make_engine, make_sessionmaker
+from idp.db import make_engine, make_reading_sessionmaker, make_sessionmaker
 from idp.errors import register_error_handlers
 from idp.fastpath import DocumentFastPath
 from idp.login_sessions import apply_session_cookie
@@ -95,7 +95,8 @@ def build_services(settings: Settings) -> Services:
     keyring = Keyring(KeyEncryptor(settings.key_encryption_key), cache_seconds=settings.key_cache_seconds)
     document = json.dumps(provider_metadata(settings), separators=(",", ":")).encode()
     return Services(settings=settings, engine=engine, sessions=make_sessionmaker(engine), keyring=keyring,
-                    discovery_document=document, redis=_redis(settings))
+                    discovery_document=document, redis=_redis(settings),
+                    reading_sessions=make_reading_sessionmaker(engine))
 
 
 def _redis(settings: Settings) -> Any:

@@ -133,3 +133,26 @@ def run(session: Session, statement: Executable, params: Mapping[str, Any] | Non
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+class ReadOnlySessionError(RuntimeError):
+    """A reading session was asked to write: a bug, never a user's error."""
+
+
+def make_reading_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for requests that only read, such as userinfo.
+
+    On PostgreSQL their connections autocommit, so a request of one SELECT is one round trip
+    instead of three (BEGIN, the SELECT, COMMIT): measured in ``bench/http --floor``, 1.37 against
+    0.93 ms of CPU per request for a token check and one SELECT. Each statement sees its own
+    snapshot, so such a session is for reads whose statements need not agree with each other;
+    it refuses to flush, so it can never make a write that is not atomic.
+    """
+    reading = engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+    sessions = sessionmaker(bind=reading, expire_on_commit=False, autoflush=False)
+
+    @event.listens_for(sessions, "before_flush")
+    def _refuse(session: Session, _context: Any, _instances: Any) -> None:
+        raise ReadOnlySessionError("a reading session does not write")
+
+    return sessions

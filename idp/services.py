@@ -27,6 +27,7 @@ class Services:
     keyring: Keyring
     discovery_document: bytes  # precomputed: discovery is a hot path
     redis: Any = None  # a redis.Redis when IDP_REDIS_URL is set
+    reading_sessions: sessionmaker[Session] | None = None  # see reading_db(); None: ``sessions``
 
 
 def services() -> Services:
@@ -47,8 +48,17 @@ def db() -> Session:
     return g.db  # type: ignore[no-any-return]
 
 
+def reading_db() -> Session:
+    """The request's session for reading only (``idp.db.make_reading_sessionmaker``): no
+    transaction around its statements on PostgreSQL. For requests that write nothing."""
+    if "reading_db" not in g:
+        g.reading_db = (services().reading_sessions or services().sessions)()
+    return g.reading_db  # type: ignore[no-any-return]
+
+
 def close_db(_error: BaseException | None = None) -> None:
-    session: Session | None = g.pop("db", None)
-    if session is not None:
-        session.rollback()
-        session.close()
+    for name in ("db", "reading_db"):
+        session: Session | None = g.pop(name, None)
+        if session is not None:
+            session.rollback()
+            session.close()

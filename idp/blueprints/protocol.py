@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from idp.acting import acting_claims
 from idp.oauth.claims import released_claims
 from idp.oauth.tokens import live_access_token
-from idp.services import db, services
+from idp.services import db, reading_db, services
 
 bp = Blueprint("protocol", __name__)
 
@@ -46,7 +46,8 @@ def introspect() -> Response:
 @bp.route("/userinfo", methods=["GET", "POST"])
 def userinfo() -> Response:
     """OIDC Core §5.3: the claims of the consented scopes for the token's subject."""
-    source = live_access_token(services().keyring, db(), services().settings, bearer_token())
+    session = reading_db()  # userinfo writes nothing
+    source = live_access_token(services().keyring, session, services().settings, bearer_token())
     if source is None:
         raise InvalidTokenError(realm="userinfo")
     scopes = set(source.scope.split())
@@ -55,10 +56,9 @@ def userinfo() -> Response:
     requested = (source.claims_request or {}).get("userinfo")
     claims = {"sub": source.client.subject_for(source.account_id)}
     claims |= released_claims(source.account, scopes, by_scope=True, requested=requested)
-    claims |= acting_claims(db(), source.client, source.delegation_id)  # delegation.md: as in the tokens
+    claims |= acting_claims(session, source.client, source.delegation_id)  # delegation.md: as in the tokens
     response = jsonify(claims)
     response.headers["Cache-Control"] = "no-store"
-    db().commit()
     return response
 
 

@@ -3,7 +3,8 @@
 * a connection that sat idle is pinged before use, so a connection the server dropped while
   it was idle never reaches a request;
 * a connection in steady use is not pinged; if the server drops it, the request that meets it
-  fails with a disconnect error and the pool is invalidated, so the next request reconnects.
+  fails with a disconnect error and the pool is invalidated, so the next request reconnects;
+* a reading session (userinfo) sends no BEGIN or COMMIT, and cannot write.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from idp import db
-from idp.db import make_engine
+from idp.db import ReadOnlySessionError, make_engine, make_reading_sessionmaker, make_sessionmaker
+from idp.models import Agency
 
 
 @pytest.fixture
@@ -57,3 +59,21 @@ def test_a_busy_connection_is_not_pinged_and_one_failure_heals_the_pool(pooled: 
     assert failure.value.connection_invalidated
     assert backend_pid(pooled) != first  # the next one reconnects by itself
     assert pings == []
+
+
+def test_a_reading_session_runs_each_statement_without_a_transaction(pooled: Engine) -> None:
+    with make_reading_sessionmaker(pooled)() as session:
+        first = session.scalar(text("SELECT txid_current()"))
+        second = session.scalar(text("SELECT txid_current()"))
+    assert first != second  # autocommit: each statement is its own transaction, no BEGIN or COMMIT sent
+    with make_sessionmaker(pooled)() as session:  # the pool's next user gets an ordinary transaction back
+        assert session.scalar(text("SELECT txid_current()")) == session.scalar(text("SELECT txid_current()"))
+
+
+def test_a_reading_session_refuses_to_write(pooled: Engine) -> None:
+    with make_reading_sessionmaker(pooled)() as session:
+        session.add(Agency(id="agency-never-written", name="Never"))
+        with pytest.raises(ReadOnlySessionError):
+            session.flush()
+    with make_sessionmaker(pooled)() as session:
+        assert session.get(Agency, "agency-never-written") is None
