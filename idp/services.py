@@ -6,6 +6,7 @@ them through :func:`services` and the request-scoped database session through :f
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -57,8 +58,9 @@ def reading_db() -> Session:
 
 
 def close_db(_error: BaseException | None = None) -> None:
-    for name in ("db", "reading_db"):
-        session: Session | None = g.pop(name, None)
-        if session is not None:
-            session.rollback()
-            session.close()
+    with contextlib.ExitStack() as cleanup:  # every session is closed, even if one rollback fails
+        for name in ("db", "reading_db"):
+            session: Session | None = g.pop(name, None)
+            if session is not None:
+                cleanup.callback(session.close)
+                cleanup.callback(session.rollback)  # runs first (last in, first out)

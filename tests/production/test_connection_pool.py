@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, insert, text
 from sqlalchemy.exc import DBAPIError
 
 from idp import db
-from idp.db import ReadOnlySessionError, make_engine, make_reading_sessionmaker, make_sessionmaker
+from idp.db import ReadOnlySessionError, make_engine, make_reading_sessionmaker, make_sessionmaker, run
 from idp.models import Agency
 
 
@@ -48,7 +48,9 @@ def test_an_idle_connection_the_server_dropped_is_replaced_before_use(
     assert backend_pid(pooled) != first  # no error: the ping found it dead and the pool reconnected
 
 
-def test_a_busy_connection_is_not_pinged_and_one_failure_heals_the_pool(pooled: Engine, postgres_url: str) -> None:
+def test_a_busy_connection_is_not_pinged_and_one_failure_heals_the_pool(
+        pooled: Engine, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db, "IDLE_BEFORE_PING_SECONDS", 3600.0)  # "busy", however slow this machine is
     pings = []
     pooled.dialect.do_ping = lambda connection: pings.append(connection) or True  # type: ignore[method-assign]
     first = backend_pid(pooled)
@@ -72,8 +74,14 @@ def test_a_reading_session_runs_each_statement_without_a_transaction(pooled: Eng
 
 def test_a_reading_session_refuses_to_write(pooled: Engine) -> None:
     with make_reading_sessionmaker(pooled)() as session:
-        session.add(Agency(id="agency-never-written", name="Never"))
+        session.add(Agency(id="agency-never-written", name="Never", sector_identifier="never.example"))
         with pytest.raises(ReadOnlySessionError):
             session.flush()
+    with make_reading_sessionmaker(pooled)() as session:
+        statement = insert(Agency).values(id="agency-never-written", name="Never", sector_identifier="never.example")
+        with pytest.raises(ReadOnlySessionError):
+            run(session, statement)
+        with pytest.raises(ReadOnlySessionError):
+            session.execute(text("UPDATE agencies SET name = 'x'"))
     with make_sessionmaker(pooled)() as session:
         assert session.get(Agency, "agency-never-written") is None

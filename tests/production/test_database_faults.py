@@ -175,7 +175,9 @@ def test_a_database_outage_gives_503s_leaves_nothing_half_written_and_heals_by_i
     for token in load.tokens:  # no cut-off refresh consumed its token: no reuse was detected
         assert requests.post(f"{rig.node.url}/token", data=rig.rp.refresh_request(token),
                              timeout=nodes.TIMEOUT).status_code == 200
-    rig.services.engine.dispose()  # the test's own pooled connections predate the restart
+    # The test's own pool: its connections were last used seconds before the restart, too recently
+    # to be pinged (idp/db.py), so the first statement would meet a dead one. Start afresh.
+    rig.services.engine.dispose()
     with rig.services.sessions() as session:
         assert session.scalar(select(func.count()).where(TokenFamily.revoked_at.is_not(None))) == 0
         half_done = select(func.count()).where(AuthorizationCode.redeemed_at.is_not(None),
