@@ -213,16 +213,21 @@ def keys_rotate() -> None:
 
 
 @main.command()
-@click.option("--once", is_flag=True, help="deliver what is due, then exit")
+@click.option("--once", is_flag=True, help="one pass, then exit: status 1 if any job failed (for cron and the like)")
 @click.option("--interval", default=5.0, show_default=True, type=float, help="seconds between passes")
 def worker(once: bool, interval: float) -> None:
-    """Deliver the outbox (emails, back-channel logout) with retries."""
+    """Deliver the outbox (emails, back-channel logout) with retries, and run the periodic jobs
+    (housekeeping, key rotation, delegation and ledger ticks)."""
     from idp.worker import run_forever, run_once
 
     services = _app_services(_settings())
     if once:
         report = run_once(services)
-        _emit({"sent": report.sent, "retried": report.retried, "failed": report.failed})
+        delivery = report.delivery
+        _emit({"sent": delivery.sent, "retried": delivery.retried, "failed": delivery.failed,
+               "failed_jobs": report.failed_jobs})
+        if report.failed_jobs:
+            raise SystemExit(1)  # each failure is logged with its traceback above
     else:
         run_forever(services, interval)
 

@@ -30,14 +30,20 @@ def senders(services: Services) -> dict[str, Sender]:
     return result
 
 
-def run_once(services: Services, *, ledger_due: bool = True) -> DeliveryReport:
+@dataclasses.dataclass(frozen=True)
+class PassReport:
+    delivery: DeliveryReport
+    failed_jobs: list[str]  # names of the jobs that raised (logged); the next pass tries them again
+
+
+def run_once(services: Services, *, ledger_due: bool = True) -> PassReport:
     active = senders(services)
     if "email" not in active:
         log.info("IDP_SMTP_URL is not set: emails stay in the outbox (idp outbox list)")
     report = deliver_due(services.sessions, active)
-    run_jobs(services, [housekeeping, rotate_keys_if_due, remove_lost_passkeys, tick_delegations,
-                        *([tick_ledger] if ledger_due else [])])
-    return report
+    failed = run_jobs(services, [housekeeping, rotate_keys_if_due, remove_lost_passkeys, tick_delegations,
+                                 *([tick_ledger] if ledger_due else [])])
+    return PassReport(delivery=report, failed_jobs=failed)
 
 
 def run_jobs(services: Services, jobs: list[Callable[[Services], None]]) -> list[str]:
@@ -118,10 +124,10 @@ def run_forever(services: Services, interval: float) -> None:
         if ledger_due:
             last_ledger_tick = time.monotonic()
         try:
-            report = run_once(services, ledger_due=ledger_due)
+            delivery = run_once(services, ledger_due=ledger_due).delivery
         except Exception:  # e.g. the database is away: the worker waits and tries again
             log.exception("worker pass failed; retrying in %.0f s", interval)
         else:
-            if report.sent or report.retried or report.failed:
-                log.info("outbox: sent %d, retried %d, gave up %d", report.sent, report.retried, report.failed)
+            if delivery.sent or delivery.retried or delivery.failed:
+                log.info("outbox: sent %d, retried %d, gave up %d", delivery.sent, delivery.retried, delivery.failed)
         time.sleep(interval)

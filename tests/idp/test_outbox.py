@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from consent.models import LedgerCheckpoint, LedgerEntry
 from idp.app import build_services, create_app
+from idp import worker
 from idp.cli import main
 from idp.config import Settings
 from idp.db import utcnow
@@ -191,3 +192,23 @@ def test_a_failing_worker_job_is_logged_and_never_stops_the_others(app: Flask, c
 
     assert run_jobs(app.extensions["idp"], [broken, after]) == ["broken"]
     assert ran == ["after"] and "worker job broken failed" in caplog.text
+
+
+def test_worker_once_exits_non_zero_and_names_a_job_that_failed(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """For cron and the like: a pass in which a job failed is not a success (the others still ran)."""
+    env = {"IDP_INSTANCE_PATH": str(tmp_path), "IDP_DATABASE_URL": f"sqlite:///{tmp_path / 'w.sqlite'}"}
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    assert runner.invoke(main, ["worker", "--once"], env=env).exit_code == 0
+
+    def housekeeping(_services: Services) -> None:
+        raise RuntimeError("the housekeeping job broke")
+
+    monkeypatch.setattr(worker, "housekeeping", housekeeping)
+    ran: list[str] = []
+    monkeypatch.setattr(worker, "tick_ledger", lambda _services: ran.append("tick_ledger"))
+    result = runner.invoke(main, ["worker", "--once"], env=env)
+    assert result.exit_code == 1
+    assert json.loads(result.stdout.splitlines()[-1])["failed_jobs"] == ["housekeeping"]
+    assert ran == ["tick_ledger"]  # a failed job does not stop the later ones
