@@ -58,6 +58,9 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UTCDateTime()}
 
 
+READING = "idp_reading"  # execution option of a reading session's connections (make_reading_sessionmaker)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets real transactions and foreign keys.
 
@@ -117,6 +120,8 @@ def _make_sqlite_transactional(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get(READING):
+            return  # no transaction: each SELECT on its own (make_reading_sessionmaker)
         # IMMEDIATE takes the write lock up front, so two writers never deadlock on upgrade.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -152,8 +157,9 @@ def make_reading_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     can never make a write that is not atomic. (The pool resets the isolation level when the
     connection is returned, so the next transactional user gets a transaction again.)
     """
+    # SQLite: our connections already autocommit outside BEGIN IMMEDIATE, which READING skips.
     options = {"isolation_level": "AUTOCOMMIT"} if engine.dialect.name == "postgresql" else {}
-    reading = engine.execution_options(**options)  # its own events; the pool is shared
+    reading = engine.execution_options(**options, **{READING: True})  # its own events; the pool is shared
 
     @event.listens_for(reading, "before_cursor_execute")
     def _only_select(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:

@@ -4,7 +4,7 @@
   it was idle never reaches a request;
 * a connection in steady use is not pinged; if the server drops it, the request that meets it
   fails with a disconnect error and the pool is invalidated, so the next request reconnects;
-* a reading session (userinfo) sends no BEGIN or COMMIT, and cannot write.
+* a reading session (userinfo) sends no BEGIN or COMMIT (tests/idp/test_reading_sessions.py: on both backends).
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from idp import db
-from idp.db import ReadOnlySessionError, make_engine, make_reading_sessionmaker, make_sessionmaker, run
-from idp.models import Agency
+from idp.db import make_engine, make_reading_sessionmaker, make_sessionmaker
 
 
 @pytest.fixture
@@ -70,18 +69,3 @@ def test_a_reading_session_runs_each_statement_without_a_transaction(pooled: Eng
     assert first != second  # autocommit: each statement is its own transaction, no BEGIN or COMMIT sent
     with make_sessionmaker(pooled)() as session:  # the pool's next user gets an ordinary transaction back
         assert session.scalar(text("SELECT txid_current()")) == session.scalar(text("SELECT txid_current()"))
-
-
-def test_a_reading_session_refuses_to_write(pooled: Engine) -> None:
-    with make_reading_sessionmaker(pooled)() as session:
-        session.add(Agency(id="agency-never-written", name="Never", sector_identifier="never.example"))
-        with pytest.raises(ReadOnlySessionError):
-            session.flush()
-    with make_reading_sessionmaker(pooled)() as session:
-        statement = insert(Agency).values(id="agency-never-written", name="Never", sector_identifier="never.example")
-        with pytest.raises(ReadOnlySessionError):
-            run(session, statement)
-        with pytest.raises(ReadOnlySessionError):
-            session.execute(text("UPDATE agencies SET name = 'x'"))
-    with make_sessionmaker(pooled)() as session:
-        assert session.get(Agency, "agency-never-written") is None
