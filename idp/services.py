@@ -51,7 +51,7 @@ def db() -> Session:
 
 def reading_db() -> Session:
     """The request's session for reading only (``idp.db.make_reading_sessionmaker``): no
-    transaction around its statements on PostgreSQL. For requests that write nothing."""
+    transaction around its statements (on SQLite, no write lock). For requests that write nothing."""
     if "reading_db" not in g:
         g.reading_db = (services().reading_sessions or services().sessions)()
     return g.reading_db  # type: ignore[no-any-return]
