@@ -15,7 +15,8 @@ Withdrawing needs an active consent; expiring needs one whose ``expires_at`` has
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from typing import Protocol
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
@@ -31,9 +32,20 @@ SCOPES_WITHOUT_CONSENT = frozenset({"openid"})
 DEFAULT_CONSENT_DAYS = 365
 USE_RECORDED_EVERY = dt.timedelta(minutes=1)
 
-# Revokes the agency's tokens for the citizen (and tells the agency): ``idp`` supplies it, so
-# this package stays free of token storage while a withdrawal can never skip the revocation.
-TokenRevoker = Callable[[Session, str, str], None]  # (session, account_id, agency_id)
+
+
+class TokenRevoker(Protocol):
+    """The agency's tokens for the citizen, as a withdrawal ends them: ``idp`` supplies it, so
+    this package stays free of token storage while a withdrawal can never skip the revocation.
+
+    ``lock`` comes before the consent row is touched: a refresh locks its token family, then
+    reads the consent (shared), so a withdrawal that took the consent first and the family second
+    would deadlock with it. ``revoke`` comes after, and also ends what was issued meanwhile.
+    """
+
+    def lock(self, session: Session, account_id: str, agency_id: str) -> None: ...
+
+    def revoke(self, session: Session, account_id: str, agency_id: str) -> None: ...
 
 
 def find_consent(session: Session, account_id: str, agency_id: str) -> Consent | None:
@@ -92,8 +104,9 @@ def withdraw_consent(session: Session, account_id: str, agency_id: str, *, ledge
     now = utcnow()
     if consent is None or not consent.is_active(now):
         raise ConsentNotActive("there is no active consent to withdraw")
+    revoke_tokens.lock(session, account_id, agency_id)  # first: the same lock order as a refresh
     _claim(session, consent, withdrawn_at=now)
-    revoke_tokens(session, account_id, agency_id)
+    revoke_tokens.revoke(session, account_id, agency_id)
     ledger.append(session, EventType.CONSENT_WITHDRAWN, {
         "subject": pseudonym_for(session, account_id), "agency": agency_id, "scopes": sorted(consent.granted),
     })

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import event, select
+from sqlalchemy import Select, event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
 from consent.consents import record_use
@@ -22,7 +22,7 @@ from consent.notes import origin_for
 from consent.pseudonyms import pseudonym_for
 from idp.backchannel import queue_logout
 from idp.config import Settings
-from idp.models import Account, Client
+from idp.models import Account, Client, TokenFamily
 from idp.oauth.claims import SCOPE_CLAIMS
 from idp.oauth.tokens import revoke_families_of
 from keys.keyring import Keyring
@@ -75,9 +75,25 @@ def _forget_disclosures(session: Session, previous: SessionTransaction) -> None:
         session.info.pop(_AT_COMMIT, None)
 
 
-def revoke_agency_tokens(session: Session, account_id: str, agency_id: str) -> None:
+class AgencyTokens:
     """What a withdrawal undoes at the agency (consent.consents.TokenRevoker): every refresh and
     access token of the agency's clients for the citizen, and their sessions by back-channel logout."""
-    client_ids = list(session.scalars(select(Client.client_id).where(Client.agency_id == agency_id)))
-    revoke_families_of(session, account_id=account_id, client_ids=client_ids, reason="consent_withdrawn")
-    queue_logout(session, account_id=account_id, client_ids=client_ids, event=f"withdrawn:{uuid.uuid4()}")
+
+    def lock(self, session: Session, account_id: str, agency_id: str) -> None:
+        """The citizen's live token families at the agency, in one order (PostgreSQL row locks)."""
+        session.execute(select(TokenFamily.id)
+                        .where(TokenFamily.account_id == account_id, TokenFamily.revoked_at.is_(None),
+                               TokenFamily.client_id.in_(_clients_of(agency_id)))
+                        .order_by(TokenFamily.id).with_for_update())
+
+    def revoke(self, session: Session, account_id: str, agency_id: str) -> None:
+        client_ids = list(session.scalars(_clients_of(agency_id)))
+        revoke_families_of(session, account_id=account_id, client_ids=client_ids, reason="consent_withdrawn")
+        queue_logout(session, account_id=account_id, client_ids=client_ids, event=f"withdrawn:{uuid.uuid4()}")
+
+
+def _clients_of(agency_id: str) -> Select[tuple[str]]:
+    return select(Client.client_id).where(Client.agency_id == agency_id)
+
+
+agency_tokens = AgencyTokens()

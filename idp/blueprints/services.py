@@ -15,7 +15,7 @@ from consent.consents import consents_of, withdraw_consent
 from consent.errors import ConsentNotActive
 from consent.ledger import StoredEntry
 from consent.pseudonyms import existing_pseudonym
-from idp.consent_ledger import ledger, revoke_agency_tokens
+from idp.consent_ledger import agency_tokens, ledger
 from idp.db import utcnow
 from idp.errors import PageError
 from idp.login_sessions import current_session
@@ -62,7 +62,7 @@ def withdraw(agency_id: str) -> Response:
     if request.form.get("decision") != "withdraw":
         raise PageError("Choose what to do", "Select Withdraw consent to stop sharing.")
     try:
-        withdraw_consent(db(), account.id, agency_id[:36], ledger=ledger(), revoke_tokens=revoke_agency_tokens)
+        withdraw_consent(db(), account.id, agency_id[:36], ledger=ledger(), revoke_tokens=agency_tokens)
     except ConsentNotActive:
         message = "You are not sharing anything with that service."
         raise PageError("There is nothing to withdraw", message, 409) from None

@@ -113,17 +113,27 @@ def test_events_must_carry_exactly_their_fields(db_session: Session, ledger: Led
         ledger.append(db_session, EventType.CONSENT_EXPIRED, {"subject": "p", "agency": "a", "scopes": [1.5]})
 
 
+class RecordingRevoker:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+
+    def lock(self, _session: Session, account_id: str, agency_id: str) -> None:
+        self.calls.append(("lock", account_id, agency_id))
+
+    def revoke(self, _session: Session, account_id: str, agency_id: str) -> None:
+        self.calls.append(("revoke", account_id, agency_id))
+
+
 def test_withdrawal_revokes_and_is_logged_and_cannot_happen_twice(db_session: Session, ledger: Ledger,
                                                                   citizen: Account, agency: Agency) -> None:
     _grant(db_session, ledger, citizen, agency)
-    revoked: list[tuple[str, str]] = []
-    withdraw_consent(db_session, citizen.id, agency.id, ledger=ledger,
-                     revoke_tokens=lambda _s, account, agency_id: revoked.append((account, agency_id)))
-    assert revoked == [(citizen.id, agency.id)]
+    revoker = RecordingRevoker()
+    withdraw_consent(db_session, citizen.id, agency.id, ledger=ledger, revoke_tokens=revoker)
+    assert revoker.calls == [("lock", citizen.id, agency.id), ("revoke", citizen.id, agency.id)]
     assert [e["type"] for e in _entries(db_session, ledger, citizen)] == ["consent.granted", "consent.withdrawn"]
     assert undecided_scopes(find_consent(db_session, citizen.id, agency.id), ["email"]) == {"email"}
     with pytest.raises(ConsentNotActive):
-        withdraw_consent(db_session, citizen.id, agency.id, ledger=ledger, revoke_tokens=lambda *_: None)
+        withdraw_consent(db_session, citizen.id, agency.id, ledger=ledger, revoke_tokens=RecordingRevoker())
 
 
 def test_expiry_is_logged_once_by_the_tick(db_session: Session, ledger: Ledger, citizen: Account,

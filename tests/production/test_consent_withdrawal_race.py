@@ -14,10 +14,10 @@ from consent.consents import consented_scopes, record_decision, record_use, with
 from consent.errors import ConsentMissing
 from consent.models import Consent, LedgerEntry
 from idp.accounts import create_account
-from idp.consent_ledger import ledger_for, record_disclosure, revoke_agency_tokens
+from idp.consent_ledger import agency_tokens, ledger_for, record_disclosure
 from idp.db import utcnow
 from idp.models import Account, Client, TokenFamily
-from idp.oauth.tokens import start_family
+from idp.oauth.tokens import lock_family, start_family
 from tests.production.conftest import Cluster
 
 SCOPE = "openid email"
@@ -39,7 +39,7 @@ def withdraw_in_thread(cluster: Cluster, account_id: str) -> tuple[threading.Thr
 
     def withdraw() -> None:
         with services.sessions.begin() as session:
-            withdraw_consent(session, account_id, cluster.agency_id, revoke_tokens=revoke_agency_tokens,
+            withdraw_consent(session, account_id, cluster.agency_id, revoke_tokens=agency_tokens,
                              ledger=ledger_for(services.settings, services.keyring))
         done.set()
 
@@ -71,12 +71,37 @@ def test_a_withdrawal_waits_for_a_token_being_issued_then_revokes_it(cluster: Cl
     assert kinds == ["consent.withdrawn", "disclosure"]  # newest first: the disclosure came before
 
 
+def test_a_withdrawal_and_a_refresh_of_the_same_family_do_not_deadlock(cluster: Cluster) -> None:
+    """A refresh locks its family, then re-checks the consent (shared). The withdrawal locks the
+    families before the consent row, so it waits for the refresh instead of deadlocking with it."""
+    services, account_id = cluster.services, citizen_who_consented(cluster)
+    with services.sessions.begin() as session:
+        family = start_family(session, services.settings, client_id=cluster.rp.client_id, account_id=account_id,
+                              session_id=None, scope=SCOPE, claims_request=None, auth_time=utcnow(), acr="Cl",
+                              amr=["pwd"])
+    refreshing = services.sessions()
+    try:
+        lock_family(refreshing, family.id)  # as RefreshTokenGrant.authenticate_refresh_token does
+        thread, done = withdraw_in_thread(cluster, account_id)
+        assert not done.wait(1.0), "the withdrawal must wait for the refresh"
+        # PostgreSQL reports a deadlock after deadlock_timeout (1 s): a wait here would be one.
+        refreshing.execute(text("SET LOCAL lock_timeout = '3s'"))
+        assert consented_scopes(refreshing, account_id, cluster.agency_id, SCOPE.split()) == set(SCOPE.split())
+        refreshing.commit()
+    finally:
+        refreshing.close()
+    thread.join(timeout=10)
+    assert done.is_set(), "the withdrawal failed"
+    with services.sessions() as session:
+        assert session.get(TokenFamily, family.id).revoked_at is not None  # type: ignore[union-attr]
+
+
 def test_a_token_request_that_waited_for_a_withdrawal_is_refused(cluster: Cluster) -> None:
     services, account_id = cluster.services, citizen_who_consented(cluster)
     withdrawing = services.sessions()
     outcome: list[BaseException | set[str]] = []
     try:
-        withdraw_consent(withdrawing, account_id, cluster.agency_id, revoke_tokens=revoke_agency_tokens,
+        withdraw_consent(withdrawing, account_id, cluster.agency_id, revoke_tokens=agency_tokens,
                          ledger=ledger_for(services.settings, services.keyring))
 
         def issue() -> None:
