@@ -33,7 +33,6 @@ DEFAULT_CONSENT_DAYS = 365
 USE_RECORDED_EVERY = dt.timedelta(minutes=1)
 
 
-
 class TokenRevoker(Protocol):
     """The agency's tokens for the citizen, as a withdrawal ends them: ``idp`` supplies it, so
     this package stays free of token storage while a withdrawal can never skip the revocation.

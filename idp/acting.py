@@ -88,7 +88,7 @@ def families_under(session: Session, delegation_id: str) -> list[Any]:
     from idp.models import TokenFamily
 
     query = select(TokenFamily).where(TokenFamily.delegation_id == delegation_id, TokenFamily.revoked_at.is_(None))
-    return list(session.scalars(query))
+    return list(session.scalars(query.order_by(TokenFamily.id)))  # the lock order (revoke_families_of)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -80,13 +80,14 @@ class AgencyTokens:
     access token of the agency's clients for the citizen, and their sessions by back-channel logout."""
 
     def lock(self, session: Session, account_id: str, agency_id: str) -> None:
-        """The citizen's live token families at the agency, in one order (PostgreSQL row locks)."""
+        """The citizen's live token families at the agency, in id order (PostgreSQL row locks)."""
         session.execute(select(TokenFamily.id)
                         .where(TokenFamily.account_id == account_id, TokenFamily.revoked_at.is_(None),
                                TokenFamily.client_id.in_(_clients_of(agency_id)))
                         .order_by(TokenFamily.id).with_for_update())
 
     def revoke(self, session: Session, account_id: str, agency_id: str) -> None:
+        """Every live family, including any issued while the withdrawal waited for the consent row."""
         client_ids = list(session.scalars(_clients_of(agency_id)))
         revoke_families_of(session, account_id=account_id, client_ids=client_ids, reason="consent_withdrawn")
         queue_logout(session, account_id=account_id, client_ids=client_ids, event=f"withdrawn:{uuid.uuid4()}")

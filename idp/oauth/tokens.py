@@ -127,10 +127,13 @@ def revoke_family(session: Session, family_id: str, reason: str) -> None:
 
 
 def revoke_families_of(session: Session, *, account_id: str, client_ids: list[str] | None, reason: str) -> None:
+    """Revoke a citizen's families one by one, in id order: whoever locks several families locks
+    them in that order (see also ``AgencyTokens.lock``, ``families_under``), so two such revocations
+    wait for each other rather than deadlock."""
     query = select(TokenFamily.id).where(TokenFamily.account_id == account_id, TokenFamily.revoked_at.is_(None))
     if client_ids is not None:
         query = query.where(TokenFamily.client_id.in_(client_ids))
-    for family_id in session.scalars(query).all():
+    for family_id in session.scalars(query.order_by(TokenFamily.id)).all():
         revoke_family(session, family_id, reason)
 
 

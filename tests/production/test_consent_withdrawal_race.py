@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 
 from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
 
 from consent.consents import consented_scopes, record_decision, record_use, withdraw_consent
 from consent.errors import ConsentMissing
@@ -71,6 +73,17 @@ def test_a_withdrawal_waits_for_a_token_being_issued_then_revokes_it(cluster: Cl
     assert kinds == ["consent.withdrawn", "disclosure"]  # newest first: the disclosure came before
 
 
+def wait_until_a_transaction_waits_for_a_lock(session: Session, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                   "AND datname = current_database()")
+    # Its own connection, autocommit: pg_stat_activity is read afresh by each transaction only.
+    with session.get_bind().connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+        while watcher.scalar(waiting) == 0:
+            assert time.monotonic() < deadline, "no transaction ever waited for a lock"
+            time.sleep(0.02)
+
+
 def test_a_withdrawal_and_a_refresh_of_the_same_family_do_not_deadlock(cluster: Cluster) -> None:
     """A refresh locks its family, then re-checks the consent (shared). The withdrawal locks the
     families before the consent row, so it waits for the refresh instead of deadlocking with it."""
@@ -83,7 +96,8 @@ def test_a_withdrawal_and_a_refresh_of_the_same_family_do_not_deadlock(cluster: 
     try:
         lock_family(refreshing, family.id)  # as RefreshTokenGrant.authenticate_refresh_token does
         thread, done = withdraw_in_thread(cluster, account_id)
-        assert not done.wait(1.0), "the withdrawal must wait for the refresh"
+        wait_until_a_transaction_waits_for_a_lock(refreshing)
+        assert not done.is_set(), "the withdrawal must wait for the refresh"
         # PostgreSQL reports a deadlock after deadlock_timeout (1 s): a wait here would be one.
         refreshing.execute(text("SET LOCAL lock_timeout = '3s'"))
         assert consented_scopes(refreshing, account_id, cluster.agency_id, SCOPE.split()) == set(SCOPE.split())
