@@ -4,7 +4,8 @@ against what the chosen stack (gunicorn, Flask, PyJWT, SQLAlchemy + psycopg on P
 allows here at all. ``run.py --floor`` serves this module and drives each path with wrk:
 
 * ``/wsgi`` — a bare WSGI callable returning fixed bytes: gunicorn's own ceiling;
-* ``/flask`` — a Flask view returning fixed JSON: discovery and JWKS can be no cheaper;
+* ``/flask`` — a Flask view returning fixed JSON: what Flask itself adds (discovery and the JWKS
+  are answered in front of Flask, so bare WSGI is their floor);
 * ``/verify+select`` — verify one ES256 JWT with PyJWT, then one primary-key SELECT (autocommit:
   a single round trip): the least a userinfo or introspection answer needs (the token must be
   checked against the database, so a revocation takes effect at once);
