@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,42 @@ def client_create(purpose: str | None, consent_days: int, statutory_basis: str |
         if secret:
             result["client_secret"] = secret
         _emit(result)
+
+
+@client.command("grant-scope")
+@click.argument("client_id")
+@click.argument("scope")
+def client_grant_scope(client_id: str, scope: str) -> None:
+    """Grant a privileged scope (ledger:audit): the only way a client gets one, never registration."""
+    from idp.registry import grant_privileged_scope
+
+    _change_privileges(client_id, lambda found: grant_privileged_scope(found, scope))
+
+
+@client.command("revoke-scope")
+@click.argument("client_id")
+@click.argument("scope")
+def client_revoke_scope(client_id: str, scope: str) -> None:
+    """Take a privileged scope back from a client."""
+    from idp.registry import revoke_privileged_scope
+
+    _change_privileges(client_id, lambda found: revoke_privileged_scope(found, scope))
+
+
+def _change_privileges(client_id: str, change: Callable[[Any], None]) -> None:
+    from idp.models import Client
+    from idp.registry import ClientMetadataError
+
+    services = _app_services(_settings())
+    with services.sessions.begin() as session:
+        found = session.get(Client, client_id)
+        if found is None:
+            raise click.ClickException(f"no client with id {client_id}")
+        try:
+            change(found)
+        except ClientMetadataError as error:
+            raise click.ClickException(f"{error.error}: {error.description}") from None
+        _emit({"client_id": found.client_id, "privileged_scopes": found.privileged_scopes.split()})
 
 
 def _read_json(path: Path) -> Any:
