@@ -382,10 +382,12 @@ def changes(session: Session, delegation_id: str) -> list[DelegationChange]:
 
 def _record(session: Session, ledger: Ledger, event: EventType, delegation: Delegation,
             delegate: str | None = None) -> None:
+    # docs/consent-ledger.md "Pseudonyms": a delegation concerns no one agency (it may cover several),
+    # so both people are named in the service's own context (agency None).
     fields: dict[str, object] = {
-        "principal": pseudonym_for(session, delegation.principal_id),
+        "principal": pseudonym_for(session, delegation.principal_id, None),
         # An invitee who has not accepted is not known: a one-off pseudonym names them.
-        "delegate": delegate or (pseudonym_for(session, delegation.delegate_id) if delegation.delegate_id
+        "delegate": delegate or (pseudonym_for(session, delegation.delegate_id, None) if delegation.delegate_id
                                  else secrets.token_urlsafe(16)),
         "delegation": delegation.id,
     }

@@ -23,6 +23,7 @@ from consent import merkle, notes, tree
 from consent.errors import LedgerKeyMissing, ProofRequestInvalid
 from consent.events import EventType, build_entry, canonical, people_in
 from consent.models import LedgerCheckpoint, LedgerEntry, LedgerReceipt, LedgerSubject
+from consent.pseudonyms import record_pseudonyms
 from consent.verify import RECEIPT_TYP, VerifierKey, leaf_hash
 from idp.db import utcnow
 
@@ -168,10 +169,17 @@ class Ledger:
             raise ProofRequestInvalid(f"need 0 <= start < end <= {size} and at most {MAX_RANGE} entries")
         return self._load(session, LedgerEntry.seq >= start, LedgerEntry.seq < end)
 
-    def entries_of(self, session: Session, pseudonym: str) -> list[StoredEntry]:
-        """Every entry naming the pseudonym, oldest first (a citizen's own record)."""
-        seqs = select(LedgerSubject.seq).where(LedgerSubject.pseudonym == pseudonym)
+    def entries_of(self, session: Session, *pseudonyms: str) -> list[StoredEntry]:
+        """Every entry naming any of the pseudonyms, oldest first."""
+        if not pseudonyms:
+            return []
+        seqs = select(LedgerSubject.seq).where(LedgerSubject.pseudonym.in_(pseudonyms))
         return self._load(session, LedgerEntry.seq.in_(seqs))
+
+    def record_of(self, session: Session, account_id: str) -> list[StoredEntry]:
+        """A citizen's own record: the entries under each of their pairwise pseudonyms and their
+        legacy one (docs/consent-ledger.md "Pseudonyms"); nothing once they are erased."""
+        return self.entries_of(session, *record_pseudonyms(session, account_id))
 
     def _load(self, session: Session, *conditions: Any) -> list[StoredEntry]:
         query = (

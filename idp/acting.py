@@ -21,7 +21,7 @@ from consent.delegation_models import UPSTREAM, Delegation
 from consent.events import EventType
 from consent.ledger import Ledger
 from consent.models import Consent
-from consent.pseudonyms import pseudonym_for
+from consent.pseudonyms import delegation_reference, pseudonym_for
 from idp.db import utcnow
 from idp.dependents import is_dependent_address
 from idp.models import Account, Client, LoginSession, TokenFamily
@@ -71,10 +71,13 @@ def acting_claims(session: Session, client: Client, delegation_id: str | None) -
 
 def record_acting(session: Session, ledger: Ledger, client: Client, grant: ActingGrant) -> None:
     """delegation.md: every acting-for sign-in is a ledger event (``acted_on_behalf``)."""
-    delegation = grant.delegation
+    delegation, agency_id = grant.delegation, client.agency_id
+    # Pairwise for the agency, the delegation too (docs/consent-ledger.md "Pseudonyms").
     ledger.append(session, EventType.ACTED_ON_BEHALF, {
-        "principal": pseudonym_for(session, grant.principal_id), "delegate": pseudonym_for(session, grant.actors[0]),
-        "delegation": delegation.id, "agency": client.agency_id, "client": client.client_id,
+        "principal": pseudonym_for(session, grant.principal_id, agency_id),
+        "delegate": pseudonym_for(session, grant.actors[0], agency_id),
+        "delegation": delegation_reference(session, grant.principal_id, delegation.id, agency_id),
+        "agency": agency_id, "client": client.client_id,
     })
     delegation.last_used_at = utcnow()
     g.acting_grant = grant

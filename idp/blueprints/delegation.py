@@ -18,7 +18,7 @@ from sqlalchemy import select
 from consent import delegations as lifecycle
 from consent.delegation_models import Delegation
 from consent.errors import DelegationError, DelegationInvalid, DelegationNotFound
-from consent.pseudonyms import existing_pseudonym
+from consent.pseudonyms import pseudonym_from, record_pseudonyms, reference_from
 from idp.blueprints.account import signed_in
 from idp.consent_ledger import ledger
 from idp.db import utcnow
@@ -371,12 +371,25 @@ EVENT_WORDS = {
 @signed_in
 def activity() -> str:
     """delegation.md "Rules": every action taken for the principal, with receipts."""
-    pseudonym = existing_pseudonym(db(), g.account.id)
-    entries = [] if pseudonym is None else ledger().entries_of(db(), pseudonym)
-    rows = [(item, item.entry) for item in entries
-            if item.entry["type"] in EVENT_WORDS and item.entry.get("principal") == pseudonym]
-    by_pseudonym = {a.ledger_pseudonym: a for a in db().scalars(
-        select(Account).where(Account.ledger_pseudonym.in_({e.get("delegate") for _, e in rows})))}
+    mine = set(record_pseudonyms(db(), g.account.id))
+    rows = [(item, item.entry) for item in ledger().record_of(db(), g.account.id)
+            if item.entry["type"] in EVENT_WORDS and item.entry.get("principal") in mine]
+    people, delegation_ids = _named_in(g.account, {entry.get("agency") for _, entry in rows})
     agencies_by_id = {a.id: a.name for a in db().scalars(select(Agency))}
-    return render_template("delegation/activity.html", rows=rows[::-1], people=by_pseudonym, words=EVENT_WORDS,
-                           agency_names=agencies_by_id)
+    return render_template("delegation/activity.html", rows=rows[::-1], people=people, words=EVENT_WORDS,
+                           agency_names=agencies_by_id, delegation_ids=delegation_ids)
+
+
+def _named_in(principal: Account, agency_ids: set[str | None]) -> tuple[dict[str, Account], dict[str, str]]:
+    """Whom each delegate pseudonym names, and which delegation each ``acted_on_behalf`` reference
+    is, in the contexts the rows are in (docs/consent-ledger.md "Pseudonyms"): the principal's
+    delegates' pseudonyms recomputed, not looked up, since the ledger holds no shared name."""
+    mine = list(db().scalars(select(Delegation).where(Delegation.principal_id == principal.id)))
+    delegates = list(db().scalars(select(Account).where(Account.id.in_({d.delegate_id for d in mine}))))
+    people = {a.ledger_pseudonym: a for a in delegates if a.ledger_pseudonym}
+    people |= {pseudonym_from(a.ledger_secret, agency_id): a
+               for a in delegates if a.ledger_secret for agency_id in agency_ids}
+    secret = principal.ledger_secret
+    references = {} if secret is None else {reference_from(secret, d.id, agency_id): d.id
+                                            for d in mine for agency_id in agency_ids if agency_id is not None}
+    return people, references

@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from consent.consents import consents_of, withdraw_consent
 from consent.errors import ConsentNotActive
 from consent.ledger import StoredEntry
-from consent.pseudonyms import existing_pseudonym
 from idp.consent_ledger import agency_tokens, ledger
 from idp.db import utcnow
 from idp.errors import PageError
@@ -135,8 +134,7 @@ def _statutory(account_id: str) -> list[Connection]:
 
 
 def _own_entries(account_id: str) -> list[StoredEntry]:
-    pseudonym = existing_pseudonym(db(), account_id)
-    return [] if pseudonym is None else ledger().entries_of(db(), pseudonym)
+    return ledger().record_of(db(), account_id)
 
 
 def _as_json(item: StoredEntry) -> dict[str, Any]:
