@@ -37,7 +37,7 @@ def test_a_consent_decision_is_logged_with_the_standing_consent(db_session: Sess
                                                                 citizen: Account, agency: Agency) -> None:
     _grant(db_session, ledger, citizen, agency, days=30)
     [entry] = _entries(db_session, ledger, citizen)
-    assert entry["type"] == "consent.granted" and entry["v"] == 1
+    assert entry["type"] == "consent.granted" and entry["v"] == 2
     assert entry["scopes"] == ["email"] and entry["denied"] == ["phone"]
     assert entry["agency"] == agency.id and entry["client"] == "client-1" and entry["purpose"] == "To send you letters"
     consent = find_consent(db_session, citizen.id, agency.id)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from consent.audit import audit
 from consent.consents import record_decision
 from consent.erasure import erase_from_ledger
+from consent import events
 from consent.events import EventType, format_time
 from consent.ledger import Ledger
 from consent.models import LedgerEntry
@@ -95,10 +96,11 @@ def _leaves(session: Session, below: int) -> list[str]:
     return list(session.scalars(sa.select(LedgerEntry.leaf).where(LedgerEntry.seq < below).order_by(LedgerEntry.seq)))
 
 
-def test_old_entries_stay_as_they_were_and_new_ones_are_pairwise(services: Services, old_database: str,
-                                                                 tmp_path: Path) -> None:
+def test_old_entries_stay_as_they_were_and_new_ones_are_pairwise(
+        services: Services, old_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ledger = ledger_for(services.settings, services.keyring)
     legacy = secrets.token_urlsafe(16)
+    monkeypatch.setattr(events, "ENTRY_VERSION", 1)  # as the code before 0010 wrote them
     with services.sessions.begin() as session:
         services.keyring.ensure(session)
         a, b = (create_agency(session, name)[0] for name in ("Agency A", "Agency B"))
@@ -111,6 +113,7 @@ def test_old_entries_stay_as_they_were_and_new_ones_are_pairwise(services: Servi
         old_leaves = _leaves(session, old_size)
 
     upgrade(old_database)
+    monkeypatch.undo()
 
     with services.sessions.begin() as session:
         for agency_id in agency_ids:
@@ -122,7 +125,8 @@ def test_old_entries_stay_as_they_were_and_new_ones_are_pairwise(services: Servi
         record = [item.entry for item in ledger.record_of(session, account_id)]
         assert [entry["seq"] for entry in record] == list(range(old_size + 2))
         new_subjects = [entry["subject"] for entry in record[old_size:]]
-        assert [entry["subject"] for entry in record[:old_size]] == [legacy, legacy]
+        assert [(entry["v"], entry["subject"]) for entry in record[:old_size]] == [(1, legacy), (1, legacy)]
+        assert [entry["v"] for entry in record[old_size:]] == [2, 2]
         assert new_subjects == [pseudonym_for(session, account_id, agency_id) for agency_id in agency_ids]
         assert len({legacy, *new_subjects}) == 3
         assert audit(session, ledger).ok
