@@ -35,6 +35,7 @@ from consent.errors import DelegationInvalid, DelegationNotFound, DelegationStat
 from consent.events import EventType, format_time
 from consent.ledger import Ledger
 from consent.pseudonyms import pseudonym_for
+from idp.contact_details import InvalidEmailAddress, email_address
 from idp.db import utcnow
 
 INVITATION_DAYS = 7
@@ -123,9 +124,10 @@ def invite_delegate(session: Session, principal_id: str, email: str, terms: Term
     now = now or utcnow()
     if parent is None and terms.type not in ("carer", "family"):
         raise DelegationInvalid("Invite a carer or a family member.")
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 320 or " " in email:
-        raise DelegationInvalid("Enter an email address in the correct format, like name@example.com", "email")
+    try:
+        email = email_address(email)
+    except InvalidEmailAddress as error:
+        raise DelegationInvalid(str(error), "email") from None
     if parent is not None:
         _one_onward_only(session, parent)
     if parent is not None and terms.ends_at is None:
