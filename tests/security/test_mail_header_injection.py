@@ -4,6 +4,7 @@ the outbox, an email header or a subject."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from pathlib import Path
@@ -20,14 +21,17 @@ from consent import delegations as lifecycle
 from consent.delegations import Terms
 from consent.errors import DelegationInvalid
 from consent.ledger import Ledger
+from idp import worker
 from idp.cli import main
 from idp.contact_details import EMAIL_FORMAT, email_address, name_problem
 from idp.dependents import create_dependent
 from idp.models import Account, OutboxMessage
-from idp.outbox import open_body
+from idp.outbox import open_body, queue_email
+from idp.services import Services
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 from tests.idp.delegation_flows import delegate, person
+from tests.idp.test_outbox import Inbox, smtp  # noqa: F401  # the real SMTP receiver fixture
 
 INJECTED = "victim@example.com\r\nBcc: attacker@evil.example"
 BAD_ADDRESSES = [INJECTED, "victim@example.com\nSubject: hi", "vic\x00tim@example.com", "vic tim@example.com",
@@ -151,3 +155,22 @@ def test_the_cli_refuses_injected_addresses_and_names(tmp_path: Path) -> None:
                                     "--attorney-email", "a@example.com", "--reference", "R-1", "--checked-by", "sam"],
                              env=env)
     assert attorney.exit_code == 1 and EMAIL_FORMAT in attorney.output
+
+
+def test_a_poison_message_already_in_the_outbox_is_given_up_and_the_pass_runs_on(
+        app: Flask, db_session: Session, smtp: tuple[Inbox, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Addresses queued before validation existed: the worker gives such a message up (never leased
+    again) and the pass still sends the others and runs its scheduled jobs."""
+    inbox, url = smtp
+    poison = queue_email(db_session, to=INJECTED, subject="s", body="b")
+    queue_email(db_session, to="next@example.com", subject="s", body="b")
+    db_session.commit()
+    ran: list[str] = []
+    monkeypatch.setattr(worker, "tick_ledger", lambda _services: ran.append("tick_ledger"))
+    services: Services = app.extensions["idp"]
+    report = worker.run_once(dataclasses.replace(services, settings=dataclasses.replace(services.settings,
+                                                                                        smtp_url=url)))
+    assert report.failed_jobs == [] and ran == ["tick_ledger"]
+    assert [mail["To"] for mail in inbox.messages] == ["next@example.com"]
+    db_session.refresh(poison)
+    assert poison is not None and poison.failed_at is not None
