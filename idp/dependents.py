@@ -12,7 +12,6 @@ parent keeps helping past the configured age (``consent.delegations.continue_for
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import secrets
 import uuid
@@ -29,6 +28,7 @@ from idp.contact_details import InvalidEmailAddress, email_address, name_problem
 from idp.db import utcnow
 from idp.models import Account, EmailChallenge
 from idp.outbox import undeliverable
+from keys.digests import secret_digest
 
 DEPENDENT_DOMAIN = "dependent.invalid"  # RFC 2606: never delivers, so never a way in
 # UK GDPR Art. 8 and the Data Protection Act 2018 s.9: from 13 a child can consent to online services.
@@ -158,7 +158,7 @@ def _withdraw_offers(session: Session, child_id: str) -> None:
 
 
 def _link_hash(offer_id: str, token: str) -> str:
-    return hashlib.sha256(f"{offer_id}:{token}".encode()).hexdigest()
+    return secret_digest(f"{offer_id}:{token}")
 
 
 def _years_before(day: dt.date, years: int) -> dt.date:

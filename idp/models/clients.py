@@ -17,14 +17,10 @@ from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, LargeBinary, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.db import Base, utcnow
+from keys.digests import secret_digest as hash_secret  # re-exported: how client secrets are stored
 
 AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "client_secret_post", "none")
 ID_TOKEN_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
-
-
-def hash_secret(value: str) -> str:
-    """Secrets we issue carry ≥256 bits of entropy, so one SHA-256 is enough to store them."""
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 class Agency(Base):
