@@ -327,7 +327,7 @@ def birthdate(form: Any) -> dt.date | None:
 
 # -- the emailed invitation link -----------------------------------------------------------------
 
-@bp.route("/delegation/invitation/<token>", methods=["GET", "POST"])
+@bp.route("/delegation/invitation/<secret:token>", methods=["GET", "POST"])
 def invitation(token: str) -> Response | str:
     delegation = lifecycle.invitation(db(), token[:100])
     login = current_session()
