@@ -33,7 +33,7 @@ from tests.idp import flows
 from tests.idp.delegation_flows import delegate, person
 from tests.idp.test_outbox import Inbox, smtp  # noqa: F401  # the real SMTP receiver fixture
 
-INJECTED = "victim@example.com\r\nBcc: attacker@evil.example"
+INJECTED = "victim@example.com\r\nBcc:attacker@evil.example"  # no space: the old checks refused only spaces
 BAD_ADDRESSES = [INJECTED, "victim@example.com\nSubject: hi", "vic\x00tim@example.com", "vic tim@example.com",
                  "victim@exam\tple.com", "<victim@example.com>", "victim@example..com", "x" * 65 + "@example.com",
                  "victim@" + "a" * 64 + ".example", "victim@-example.com", "victim@example", "victim"]
@@ -73,10 +73,10 @@ def test_names_with_line_breaks_or_control_characters_are_refused(name: str) -> 
     assert name_problem("Zoë O'Brien-Nakamura") is None and name_problem("می\u200cخواهم") is None  # ZWNJ is a letter joiner
 
 
-@pytest.mark.parametrize("path", ["/signup", "/recover", "/signin"])
-def test_signing_up_recovering_or_signing_in_with_an_injected_address_is_a_form_error(
-        client: FlaskClient, db_session: Session, path: str) -> None:
-    response = _post(client, path, {"email": INJECTED, "password": "whatever it is"})
+@pytest.mark.parametrize("path", ["/signup", "/recover"])
+def test_signing_up_or_recovering_with_an_injected_address_is_a_form_error(client: FlaskClient, db_session: Session,
+                                                                           path: str) -> None:
+    response = _post(client, path, {"email": INJECTED})
     assert response.status_code == 400
     assert "email address" in response.get_data(as_text=True)  # the field's error, shown on the form
     assert _queued(db_session) == 0
