@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, request
-from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import BaseConverter, Rule
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -125,7 +125,10 @@ def _route() -> tuple[Rule, dict[str, Any]] | None:
     if not isinstance(refused, MethodNotAllowed) or not refused.valid_methods:
         return None
     adapter = current_app.url_map.bind_to_environ(request.environ)
-    rule, values = adapter.match(method=next(iter(refused.valid_methods)), return_rule=True)
+    try:
+        rule, values = adapter.match(method=next(iter(refused.valid_methods)), return_rule=True)
+    except HTTPException:  # e.g. a redirect to add a trailing slash: no variables to redact
+        return None
     return rule, values
 
 

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -113,7 +113,10 @@ def open_body(session: Session, message: OutboxMessage) -> str:
     """The clear body; KeyDecryptionError when this KEK cannot open it (or the row was tampered with)."""
     if not message.body.startswith(SEALED):
         return message.body  # erased, or queued before bodies were sealed
-    blob = base64.urlsafe_b64decode(message.body[len(SEALED):])
+    try:
+        blob = base64.urlsafe_b64decode(message.body[len(SEALED):])
+    except ValueError:
+        raise KeyDecryptionError("the sealed body is not base64url") from None
     aad = _binding(message.id, message.kind, message.recipient)
     return _sealer(session).decrypt(blob, aad=aad).decode()
 
@@ -198,8 +201,8 @@ def _due_ids(sessions: sessionmaker[Session], kinds: set[str], limit: int) -> li
         return list(session.scalars(query))
 
 
-def _unfinished() -> Any:
-    return (OutboxMessage.sent_at.is_(None)) & (OutboxMessage.failed_at.is_(None))
+def _unfinished() -> ColumnElement[bool]:
+    return and_(OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None))
 
 
 def _lease(session: Session, message_id: str) -> OutboxMessage | None:

@@ -360,8 +360,11 @@ def test_a_sealed_body_moved_to_another_recipient_no_longer_opens(
     db_session.execute(update(OutboxMessage).where(OutboxMessage.id == message.id)
                        .values(recipient="attacker@evil.example"))
     db_session.commit()
+    garbled = _inject(db_session, "garbled@example.com")
+    db_session.execute(update(OutboxMessage).where(OutboxMessage.id == garbled.id).values(body="sealed:%%%"))
+    db_session.commit()
     sent: list[str] = []
-    assert deliver_due(test_sessions, {"email": lambda m: sent.append(m.body)}).failed == 1
+    assert deliver_due(test_sessions, {"email": lambda m: sent.append(m.body)}).failed == 2
     assert not sent
 
 
