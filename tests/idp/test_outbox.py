@@ -43,7 +43,8 @@ class Inbox:
         self.messages: list = []
         self.refused: set[str] = set()
 
-    async def handle_RCPT(self, server, session, envelope, address, options):  # type: ignore[no-untyped-def]  # noqa: N802
+    async def handle_RCPT(  # type: ignore[no-untyped-def]  # noqa: N802
+            self, server, session, envelope, address, options):
         if address in self.refused:
             return "550 5.1.1 no such mailbox"
         envelope.rcpt_tos.append(address)
