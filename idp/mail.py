@@ -79,9 +79,9 @@ class SmtpSender:
         """The email; UndeliverableError for a recipient or subject that cannot be a header value
         (the email package refuses CR and LF, RFC 5322 §2.2: a header is one line)."""
         email = EmailMessage()
+        email["From"] = self.mail_from  # the operator's setting: if it is bad, every message waits for the fix
         try:
-            email["From"], email["To"] = self.mail_from, message.recipient
-            email["Subject"] = message.subject or SERVICE
+            email["To"], email["Subject"] = message.recipient, message.subject or SERVICE
         except ValueError as error:
             raise UndeliverableError(f"not a valid header: {error}") from None
         email["Message-ID"] = f"<{message.id}@{self.host}>"
