@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import re
 import secrets
 from collections.abc import Iterable
@@ -35,7 +34,9 @@ from consent.errors import DelegationInvalid, DelegationNotFound, DelegationStat
 from consent.events import EventType, format_time
 from consent.ledger import Ledger
 from consent.pseudonyms import pseudonym_for
+from idp.contact_details import InvalidEmailAddress, email_address
 from idp.db import utcnow
+from keys.digests import secret_digest
 
 INVITATION_DAYS = 7
 REQUEST_DAYS = 14
@@ -90,10 +91,6 @@ def actor(account_id: str) -> str:
     return f"account:{account_id}"
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def default_end(now: dt.datetime) -> dt.datetime:
     return now + dt.timedelta(days=365 * DEFAULT_MONTHS // 12)
 
@@ -123,9 +120,10 @@ def invite_delegate(session: Session, principal_id: str, email: str, terms: Term
     now = now or utcnow()
     if parent is None and terms.type not in ("carer", "family"):
         raise DelegationInvalid("Invite a carer or a family member.")
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 320 or " " in email:
-        raise DelegationInvalid("Enter an email address in the correct format, like name@example.com", "email")
+    try:
+        email = email_address(email)
+    except InvalidEmailAddress as error:
+        raise DelegationInvalid(str(error), "email") from None
     if parent is not None:
         _one_onward_only(session, parent)
     if parent is not None and terms.ends_at is None:
@@ -133,7 +131,7 @@ def invite_delegate(session: Session, principal_id: str, email: str, terms: Term
     terms = narrowed(parent, check_terms(terms, now), now) if parent else check_terms(terms, now)
     token = secrets.token_urlsafe(32)
     delegation = _new(session, principal_id, None, terms, status="invited", reason="invited",
-                      by=by or actor(principal_id), now=now, invite_email=email, token_hash=token_hash(token),
+                      by=by or actor(principal_id), now=now, invite_email=email, token_hash=secret_digest(token),
                       pending_until=now + dt.timedelta(days=INVITATION_DAYS), parent=parent)
     # The invitee is not known until they accept: the entry names them by a one-off pseudonym.
     _record(session, ledger, EventType.DELEGATION_INVITED, delegation, delegate=secrets.token_urlsafe(16))
@@ -314,7 +312,7 @@ def invitation(session: Session, token: str, now: dt.datetime | None = None) -> 
     """The invitation a link is for: InvitationUnusable if unknown, used, or older than 7 days."""
     if not token or len(token) > 100:
         raise InvitationUnusable("This link is not valid.")
-    delegation = session.scalar(select(Delegation).where(Delegation.token_hash == token_hash(token)))
+    delegation = session.scalar(select(Delegation).where(Delegation.token_hash == secret_digest(token)))
     if delegation is None:
         raise InvitationUnusable("This link is not valid.")
     if delegation.status != "invited":

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.config import Settings
-from idp.models import Client, LoginSession, OutboxMessage, SessionParticipant
-from idp.outbox import DeliveryError, queue
+from idp.models import Client, LoginSession, SessionParticipant
+from idp.outbox import DeliveryError, OpenedMessage, queue
 from keys.keyring import Keyring
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"  # §2.4
@@ -91,7 +91,7 @@ class BackchannelSender:
                  timeout: float = 5.0) -> None:
         self.sessions, self.keyring, self.settings, self.timeout = sessions, keyring, settings, timeout
 
-    def __call__(self, message: OutboxMessage) -> None:
+    def __call__(self, message: OpenedMessage) -> None:
         with self.sessions() as session:
             token = logout_token(session, self.keyring, self.settings, json.loads(message.body))
         if token is None:

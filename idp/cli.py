@@ -277,7 +277,7 @@ def outbox() -> None:
 @outbox.command("list")
 @click.option("--to", "recipient", default=None, help="only messages to this address")
 def outbox_list(recipient: str | None) -> None:
-    """Development: read the messages that would be sent, newest first."""
+    """Development: read the messages that would be sent, newest first (a sent message's body is erased)."""
     from idp.outbox import pending
 
     services = _app_services(_settings())
@@ -286,7 +286,8 @@ def outbox_list(recipient: str | None) -> None:
             click.echo(json.dumps({"id": message.id, "kind": message.kind, "to": message.recipient,
                                    "subject": message.subject, "body": message.body,
                                    "created_at": message.created_at.isoformat(),
-                                   "sent_at": message.sent_at.isoformat() if message.sent_at else None}))
+                                   "sent_at": message.sent_at.isoformat() if message.sent_at else None,
+                                   "failed_at": message.failed_at.isoformat() if message.failed_at else None}))
 
 
 @main.group()

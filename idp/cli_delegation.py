@@ -35,8 +35,11 @@ def _context() -> Iterator[tuple[Session, Any, Any]]:
 
 
 def _account_id(session: Session, email: str) -> str:
+    from idp.contact_details import email_problem
     from idp.models import Account
 
+    if problem := email_problem(email):
+        raise click.ClickException(f"{problem}: {email!r}")
     found = session.scalar(select(Account.id).where(Account.email == email.strip().lower(),
                                                     Account.status == "active"))
     if found is None:

@@ -57,6 +57,8 @@ class Settings:
     delegation_unused_days: int = 365
     delegation_reminder_days: int = 30
     delegation_parent_age: int = 16
+    # security.md "Secrets and data": sent and given-up outbox messages are deleted after this.
+    outbox_retention_days: int = 30
     metrics_dir: Path | None = None  # prometheus-client's multiprocess folder (gunicorn)
     generated_secrets: tuple[str, ...] = ()
 
@@ -131,6 +133,7 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "IDP_DELEGATION_UNUSED_DAYS": ("delegation_unused_days", int),
     "IDP_DELEGATION_REMINDER_DAYS": ("delegation_reminder_days", int),
     "IDP_DELEGATION_PARENT_AGE": ("delegation_parent_age", int),
+    "IDP_OUTBOX_RETENTION_DAYS": ("outbox_retention_days", int),
 }
 # Variables of the libraries we use, read here too so this stays the one place reading them.
 _FOREIGN_FIELDS: dict[str, tuple[str, type]] = {

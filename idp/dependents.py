@@ -12,7 +12,6 @@ parent keeps helping past the configured age (``consent.delegations.continue_for
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import secrets
 import uuid
@@ -25,9 +24,11 @@ from consent.delegation_models import Delegation
 from consent.delegations import Terms
 from consent.errors import DelegationInvalid
 from consent.ledger import Ledger
+from idp.contact_details import InvalidEmailAddress, email_address, name_problem
 from idp.db import utcnow
 from idp.models import Account, EmailChallenge
 from idp.outbox import undeliverable
+from keys.digests import secret_digest
 
 DEPENDENT_DOMAIN = "dependent.invalid"  # RFC 2606: never delivers, so never a way in
 # UK GDPR Art. 8 and the Data Protection Act 2018 s.9: from 13 a child can consent to online services.
@@ -54,6 +55,8 @@ def create_dependent(session: Session, parent: Account, *, given_name: str, fami
     today = today or dt.date.today()
     if not given_name.strip() or not family_name.strip():
         raise DelegationInvalid("Enter the child's first and last name.")
+    if problem := name_problem(given_name) or name_problem(family_name):
+        raise DelegationInvalid(problem)
     if not (_years_before(today, parent_age) < birthdate <= today):
         raise DelegationInvalid(f"A child profile is for a child under {parent_age}.")
     child = Account(email=f"{uuid.uuid4()}@{DEPENDENT_DOMAIN}", email_verified=False, given_name=given_name.strip(),
@@ -75,9 +78,12 @@ def offer_own_account(session: Session, delegation: Delegation, parent: Account,
         raise DelegationInvalid(problem)
     child = session.get(Account, delegation.principal_id)
     assert child is not None
-    email = email.strip().lower()
-    if "@" not in email or " " in email or len(email) > 320 or undeliverable(email):
-        raise DelegationInvalid("Enter an email address in the correct format, like name@example.com")
+    try:
+        email = email_address(email)
+    except InvalidEmailAddress as error:
+        raise DelegationInvalid(str(error)) from None
+    if undeliverable(email):
+        raise DelegationInvalid(str(InvalidEmailAddress()))
     _withdraw_offers(session, child.id)
     if session.scalar(select(Account.id).where(Account.email == email)) is not None:
         return child, None
@@ -152,7 +158,7 @@ def _withdraw_offers(session: Session, child_id: str) -> None:
 
 
 def _link_hash(offer_id: str, token: str) -> str:
-    return hashlib.sha256(f"{offer_id}:{token}".encode()).hexdigest()
+    return secret_digest(f"{offer_id}:{token}")
 
 
 def _years_before(day: dt.date, years: int) -> dt.date:

@@ -8,7 +8,6 @@ database read does not reveal live session cookies. Every sign-in makes a new se
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 
 from flask import Response, g, request
@@ -20,12 +19,9 @@ from idp.backchannel import queue_session_logout
 from idp.db import run, utcnow
 from idp.models import Account, AuthorizationCode, LoginSession, SessionParticipant, TokenFamily
 from idp.services import db, services
+from keys.digests import secret_digest
 
 COOKIE_NAME = "idp_session"
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def start_session(account: Account, *, acr: str, amr: list[str]) -> str:
@@ -35,7 +31,7 @@ def start_session(account: Account, *, acr: str, amr: list[str]) -> str:
     token = secrets.token_urlsafe(32)
     now = utcnow()
     login = LoginSession(
-        id=_hash(token),
+        id=secret_digest(token),
         sid=secrets.token_urlsafe(32),
         account_id=account.id,
         auth_time=now.replace(microsecond=0),
@@ -84,7 +80,7 @@ def current_session() -> LoginSession | None:
 
 
 def _load(session: Session, token: str) -> LoginSession | None:
-    login = session.get(LoginSession, _hash(token))
+    login = session.get(LoginSession, secret_digest(token))
     if login is None or login.ended_at is not None or login.account.status != "active":
         return None
     now = utcnow()

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from consent.erasure import erase_from_ledger
 from idp.consent_ledger import ledger
+from idp.contact_details import name_problem
 from idp.db import utcnow
 from idp.login_sessions import current_session, end_current_session, end_session, live_sessions, start_session
 from idp.mail import send_account_deleted, send_credential_changed
@@ -50,8 +51,12 @@ def profile() -> Response | str:
     errors = {}
     if not given:
         errors["given_name"] = "Enter your first name"
+    elif problem := name_problem(given):
+        errors["given_name"] = problem
     if not family:
         errors["family_name"] = "Enter your last name"
+    elif problem := name_problem(family):
+        errors["family_name"] = problem
     if phone and not phone.replace(" ", "").lstrip("+").isdigit():
         errors["phone_number"] = "Enter a phone number, like 01632 960 001 or +44 808 157 0192"
     if errors:

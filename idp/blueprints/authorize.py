@@ -23,6 +23,7 @@ from consent.consents import find_consent, undecided_scopes
 from idp import interactions
 from idp.assurance import AcrRequest, requested_acr, satisfies
 from idp.blueprints import acting
+from idp.contact_details import email_problem
 from idp.db import utcnow
 from idp.errors import PageError
 from idp.interactions import Interaction
@@ -246,7 +247,7 @@ def ask_to_sign_in(params: dict[str, str], interaction: Interaction | None, prom
     interactions.save(interaction)
     hint = params.get("login_hint", "")
     query: dict[str, Any] = {"interaction": interaction.id}
-    if "@" in hint and len(hint) <= 320:
+    if email_problem(hint) is None:  # OIDC Core §3.1.2.1: a hint we cannot use is ignored
         query["login_hint"] = hint
     return redirect(url_for("signin.signin", **query))
 

@@ -21,6 +21,7 @@ from consent.errors import DelegationError, DelegationInvalid, DelegationNotFoun
 from consent.pseudonyms import pseudonym_from, record_pseudonyms, reference_from
 from idp.blueprints.account import signed_in
 from idp.consent_ledger import ledger
+from idp.contact_details import email_problem, name_problem
 from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects, send_invitation, send_request
 from idp.delegation_forms import (MODES, ONWARD, RELATIONSHIPS, agencies, delegable_scopes, end_date,
@@ -77,8 +78,8 @@ def invite() -> Response | str:
         return render_template("delegation/invite.html", errors={}, **context)
     terms, errors = terms_from(request.form, onward=True)
     email = request.form.get("email", "").strip().lower()[:320]
-    if "@" not in email or " " in email:
-        errors["email"] = "Enter an email address in the correct format, like name@example.com"
+    if problem := email_problem(email):
+        errors["email"] = problem
     elif email == g.account.email:
         errors["email"] = "Enter someone else's email address: you cannot act for yourself"
     if errors or terms is None:
@@ -205,8 +206,8 @@ def pass_on(delegation_id: str) -> Response | str:
                                agency_choices={a.id for a in choices["agencies"]}, scope_choices=set(choices["scopes"]),
                                modes=choices["modes"])
     email = request.form.get("email", "").strip().lower()[:320]
-    if "@" not in email or " " in email:
-        errors["email"] = "Enter an email address in the correct format, like name@example.com"
+    if problem := email_problem(email):
+        errors["email"] = problem
     elif email in (g.account.email, principal.email):
         errors["email"] = "Enter the email address of someone else"
     if not errors and terms is not None:
@@ -276,7 +277,7 @@ def ask() -> Response | str:
         return render_template("delegation/request.html", errors={}, **_page("", form=form))
     terms, errors = terms_from(request.form)
     email = request.form.get("email", "").strip().lower()[:320]
-    if "@" not in email or " " in email or email == g.account.email:
+    if email_problem(email) or email == g.account.email:
         errors["email"] = "Enter the email address of the person you want to help"
     if errors or terms is None:
         return Response(render_template("delegation/request.html", errors=errors, **_page("", form=form)), 400)
@@ -298,6 +299,7 @@ def add_child() -> Response | str:
     fields = {name: request.form.get(name, "").strip()[:200] for name in ("given_name", "family_name")}
     errors = {name: "Enter the child's " + ("first" if name == "given_name" else "last") + " name"
               for name, value in fields.items() if not value}
+    errors |= {name: problem for name, value in fields.items() if value and (problem := name_problem(value))}
     born = birthdate(request.form)
     if born is None:
         errors["day"] = "Enter the child's date of birth, like 27 3 2015"
@@ -325,7 +327,7 @@ def birthdate(form: Any) -> dt.date | None:
 
 # -- the emailed invitation link -----------------------------------------------------------------
 
-@bp.route("/delegation/invitation/<token>", methods=["GET", "POST"])
+@bp.route("/delegation/invitation/<secret:token>", methods=["GET", "POST"])
 def invitation(token: str) -> Response | str:
     delegation = lifecycle.invitation(db(), token[:100])
     login = current_session()

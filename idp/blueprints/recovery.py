@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
+from idp.contact_details import email_problem
 from idp.email_codes import WRONG_CODE, CodeCheck, check_code, issue_code
 from idp.errors import PageError
 from idp.login_sessions import end_session, live_sessions, start_session
@@ -26,8 +27,8 @@ def start() -> Response | str:
     if request.method == "GET":
         return render_template("recovery/email.html", email="", errors={})
     email = request.form.get("email", "").strip().lower()
-    if "@" not in email or len(email) > 320:
-        errors = {"email": "Enter an email address in the correct format, like name@example.com"}
+    if problem := email_problem(email):
+        errors = {"email": problem}
         return Response(render_template("recovery/email.html", email=email[:320], errors=errors), status=400)
     account = db().scalar(select(Account).where(Account.email == email, Account.status == "active"))
     # Same page either way (no enumeration); only a real owner gets a code.

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 from sqlalchemy import select
 
 from idp import interactions
+from idp.contact_details import email_problem
 from idp.db import utcnow
 from idp.errors import PageError
 from idp.login_sessions import client_network, current_session, end_current_session, start_session
@@ -84,7 +85,7 @@ def record_failures(keys: list[str], email: str) -> None:
 
 def validate_form(email: str, password: str) -> dict[str, str]:
     errors = {}
-    if not email.strip() or len(email) > MAX_EMAIL or "@" not in email:
+    if len(email) > MAX_EMAIL or email_problem(email):
         errors["email"] = "Enter your email address, like name@example.com"
     if not password or len(password) > MAX_PASSWORD:
         errors["password"] = "Enter your password"

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from idp import interactions
 from idp.accounts import AccountError, create_account
+from idp.contact_details import email_problem, name_problem
 from idp.email_codes import check_code, issue_code
 from idp.errors import PageError
 from idp.login_sessions import start_session
@@ -46,9 +47,9 @@ def start() -> Response | str:
     if request.method == "GET":
         return render_template("signup/email.html", email="", errors={}, interaction=interaction)
     email = request.form.get("email", "").strip().lower()
-    if "@" not in email or len(email) > 320 or " " in email:
-        errors = {"email": "Enter an email address in the correct format, like name@example.com"}
-        html = render_template("signup/email.html", email=email[:320], errors=errors, interaction=interaction)
+    if problem := email_problem(email):
+        html = render_template("signup/email.html", email=email[:320], errors={"email": problem},
+                               interaction=interaction)
         return Response(html, status=400)
     session[KEY] = {"challenge": send_email_code(email), "interaction": interaction}
     return redirect(url_for("signup.code"))
@@ -101,8 +102,12 @@ def details_problems(form: dict[str, str], password: str, email: str) -> dict[st
     errors: dict[str, str] = {}
     if not form["given_name"]:
         errors["given_name"] = "Enter your first name"
+    elif problem := name_problem(form["given_name"]):
+        errors["given_name"] = problem
     if not form["family_name"]:
         errors["family_name"] = "Enter your last name"
+    elif problem := name_problem(form["family_name"]):
+        errors["family_name"] = problem
     if any(form[part] for part in ("day", "month", "year")) and birthdate(form) is None:
         errors["day"] = "Date of birth must be a real date in the past, like 27 3 1990"
     if form["method"] not in {"password", "passkey"}:

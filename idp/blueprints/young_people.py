@@ -57,7 +57,7 @@ def offer(delegation_id: str) -> Response | str:
     return redirect(url_for("delegation.acting_for", done="own_account_offered"))
 
 
-@bp.route("/own-account/<link>", methods=["GET", "POST"])
+@bp.route("/own-account/<secret:link>", methods=["GET", "POST"])
 def take(link: str) -> Response | str:
     """The young person's page: choose a password; the profile becomes their account."""
     offered, child = handover(db(), link)

@@ -17,6 +17,7 @@ from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, LargeBinary, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.db import Base, utcnow
+from keys.digests import secret_digest as hash_secret  # re-exported: how client secrets are stored
 
 AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "client_secret_post", "none")
 ID_TOKEN_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
@@ -24,11 +25,6 @@ AUDIT_SCOPE = "ledger:audit"  # consent-ledger.md "HTTP API": entries by range, 
 # Scopes that only an operator grants (``idp client grant-scope``): refused in client metadata
 # (idp/registry.py), never allowed in an authorization request, so never on a consent page.
 PRIVILEGED_SCOPES = frozenset({AUDIT_SCOPE})
-
-
-def hash_secret(value: str) -> str:
-    """Secrets we issue carry ≥256 bits of entropy, so one SHA-256 is enough to store them."""
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 class Agency(Base):
