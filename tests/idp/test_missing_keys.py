@@ -40,7 +40,7 @@ def test_the_consent_step_without_a_ledger_key_is_a_503_page(
     assert "the service is unavailable" in response.get_data(as_text=True)
 
 
-def test_the_token_endpoint_without_a_signing_key_is_a_503_json_error(
+def test_the_token_endpoint_without_a_signing_key_is_a_503_json_error_and_spends_nothing(
         client: FlaskClient, rp: RegisteredClient, signed_in: Account, db_session: Session,
         base_services: Services) -> None:
     challenge = flows.pkce()
@@ -54,6 +54,9 @@ def test_the_token_endpoint_without_a_signing_key_is_a_503_json_error(
         base_services.keyring.invalidate_cache()
     assert response.status_code == 503
     assert response.get_json()["error"] == "temporarily_unavailable"
+    base_services.keyring.ensure(db_session)  # the keys are made: nothing was half-written, the code still works
+    db_session.commit()
+    assert flows.exchange_code(client, rp, code, challenge.verifier).status_code == 200
 
 
 def test_db_upgrade_creates_the_signing_and_ledger_keys(tmp_path: Path) -> None:
