@@ -212,18 +212,3 @@ def test_worker_once_exits_non_zero_and_names_a_job_that_failed(tmp_path: Path,
     assert result.exit_code == 1
     assert json.loads(result.stdout.splitlines()[-1])["failed_jobs"] == ["housekeeping"]
     assert ran == ["tick_ledger"]  # a failed job does not stop the later ones
-
-
-def test_with_rotation_days_0_the_worker_never_rotates_however_old_the_keys(
-        app: Flask, db_session: Session, tmp_path: Path) -> None:
-    """README: ``IDP_KEY_ROTATION_DAYS=0`` leaves rotation to ``idp keys rotate``."""
-    services = app.extensions["idp"]
-    by_hand = Settings.from_env({"IDP_KEY_ROTATION_DAYS": "0", "IDP_INSTANCE_PATH": str(tmp_path)},
-                                database_url=services.settings.database_url)
-    ancient = utcnow() - dt.timedelta(days=3650)
-    db_session.execute(update(SigningKey).values(activated_at=ancient, created_at=ancient))
-    db_session.commit()
-    before = {row.kid: row.state for row in db_session.scalars(select(SigningKey))}
-    rotate_keys_if_due(dataclasses.replace(services, settings=by_hand))
-    db_session.expire_all()
-    assert {row.kid: row.state for row in db_session.scalars(select(SigningKey))} == before
