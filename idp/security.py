@@ -91,7 +91,7 @@ def security_headers(issuer: str) -> tuple[tuple[str, str], ...]:
 
 def allow_form_action(uri: str | None) -> None:
     """This page's form may end in a redirect to ``uri`` (a registered URI): CSP ``form-action``
-    governs the redirects after a form submission too (CSP3 §6.3.1.1; Chromium enforces it)."""
+    governs the redirects after a form submission too (CSP3 §6.4.1; Chromium enforces it)."""
     if uri:
         g.setdefault("form_actions", []).append(uri)
 

@@ -15,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from idp.accounts import create_account
 from idp.backchannel import logout_token
 from idp.config import Settings
 from idp.models import Account
@@ -28,7 +29,8 @@ SIGNED_OUT = "https://rp.example/signed-out"
 
 def _signed_in(client: FlaskClient, rp: RegisteredClient) -> bool:
     params = flows.authorize_params(rp, flows.pkce(), prompt="none")
-    return flows.query(client.get("/authorize", query_string=params).headers["Location"]).get("error") != "login_required"
+    location = client.get("/authorize", query_string=params).headers["Location"]
+    return flows.query(location).get("error") != "login_required"
 
 
 def _logout(client: FlaskClient, hint: str, **extra: str) -> tuple[int, str, str | None]:
@@ -38,8 +40,6 @@ def _logout(client: FlaskClient, hint: str, **extra: str) -> tuple[int, str, str
 
 
 def _id_token_of_someone_else(app: Flask, rp: RegisteredClient, db_session: Session) -> str:
-    from idp.accounts import create_account
-
     attacker = create_account(db_session, email="attacker@example.com", given_name="Eve", family_name="Attacker",
                               password=CITIZEN_PASSWORD)
     db_session.commit()
