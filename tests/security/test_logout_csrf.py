@@ -13,12 +13,13 @@ import time
 
 from flask import Flask
 from flask.testing import FlaskClient
+from joserfc.jwk import ECKey
 from sqlalchemy.orm import Session
 
 from idp.accounts import create_account
 from idp.backchannel import logout_token
 from idp.config import Settings
-from idp.models import Account
+from idp.models import Account, Agency
 from idp.services import Services
 from tests.conftest import CITIZEN_PASSWORD, make_client
 from tests.idp import flows
@@ -104,9 +105,9 @@ def test_the_persons_own_expired_id_token_signs_out_without_asking(
 
 
 def test_the_persons_id_token_from_another_agency_names_them_as_that_agency_sees_them(
-        client: FlaskClient, rp: RegisteredClient, signed_in: Account, db_session: Session, other_agency: object,
-        rp_key: object) -> None:
-    elsewhere = make_client(db_session, other_agency, key=rp_key, client_name="Elsewhere")  # type: ignore[arg-type]
+        client: FlaskClient, rp: RegisteredClient, signed_in: Account, db_session: Session, other_agency: Agency,
+        rp_key: ECKey) -> None:
+    elsewhere = make_client(db_session, other_agency, key=rp_key, client_name="Elsewhere")
     hint = flows.tokens_for(client, elsewhere)["id_token"]
     assert elsewhere.model.subject_for(signed_in.id) != rp.model.subject_for(signed_in.id)  # pairwise
     status, _page, location = _logout(client, hint)
