@@ -29,10 +29,6 @@ class LedgerCorrupt(LedgerError):
     """Stored ledger data is missing or inconsistent (found while serving, not by an audit)."""
 
 
-class LedgerKeyMissing(LedgerError):
-    """There is no current ledger signing key (run ``Keyring.ensure``)."""
-
-
 class DelegationError(ConsentError):
     """Base class for delegation errors; ``status`` is the HTTP status a page shows it with."""
 

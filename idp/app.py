@@ -38,7 +38,7 @@ from idp.config import Settings
 from idp.db import make_engine, make_reading_sessionmaker, make_sessionmaker
 from idp.errors import register_error_handlers
 from idp.fastpath import DocumentFastPath
-from idp.login_sessions import apply_session_cookie
+from idp.login_sessions import FLOW_COOKIE_NAME, apply_session_cookie, cookie_name
 from idp.logs import configure_logging, init_request_logging
 from idp.metrics import init_metrics
 from idp.oauth.server import create_authorization_server
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
-        SESSION_COOKIE_NAME="idp_flow",
+        SESSION_COOKIE_NAME=cookie_name(FLOW_COOKIE_NAME, settings.issuer),  # __Host- over https
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.issuer.startswith("https:"),

@@ -45,9 +45,10 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply every migration (creates the SQLite file if absent)."""
-    migrate.upgrade(_settings().database_url)
-    click.echo("database is at the latest revision", err=True)
+    """Apply every migration (creates the SQLite file if absent), then create any missing signing
+    and ledger keys, so the first request can be served (safe from several nodes at once)."""
+    _prepare(_settings())
+    click.echo("database is at the latest revision; signing and ledger keys are present", err=True)
 
 
 @main.command()

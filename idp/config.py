@@ -103,6 +103,10 @@ class Settings:
         return settings
 
 
+class Count(int):
+    """An int setting for which 0 has a documented meaning ("none", "off"); other ints must be positive."""
+
+
 # One variable → one field, with its coercion.
 _FIELDS: dict[str, tuple[str, type]] = {
     "IDP_ENV": ("env", str),
@@ -122,14 +126,14 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "IDP_SESSION_IDLE_TTL": ("session_idle_ttl", int),
     "IDP_SESSION_ABSOLUTE_TTL": ("session_absolute_ttl", int),
     "IDP_KEY_CACHE_SECONDS": ("key_cache_seconds", int),
-    "IDP_KEY_ROTATION_DAYS": ("key_rotation_days", int),
+    "IDP_KEY_ROTATION_DAYS": ("key_rotation_days", Count),  # 0: no scheduled rotation
     "IDP_CLIENT_ASSERTION_MAX_AGE": ("client_assertion_max_age", int),
     "IDP_WEBAUTHN_CHALLENGE_TTL": ("webauthn_challenge_ttl", int),
     "IDP_ALLOW_PUBLIC_SUBJECTS": ("allow_public_subjects", bool),
     "IDP_LOG_LEVEL": ("log_level", str),
     "IDP_LEDGER_CHECKPOINT_ENTRIES": ("ledger_checkpoint_entries", int),
     "IDP_LEDGER_CHECKPOINT_SECONDS": ("ledger_checkpoint_seconds", int),
-    "IDP_PROXY_HOPS": ("proxy_hops", int),
+    "IDP_PROXY_HOPS": ("proxy_hops", Count),  # 0: no proxy trusted
     "IDP_DELEGATION_UNUSED_DAYS": ("delegation_unused_days", int),
     "IDP_DELEGATION_REMINDER_DAYS": ("delegation_reminder_days", int),
     "IDP_DELEGATION_PARENT_AGE": ("delegation_parent_age", int),
@@ -160,9 +164,9 @@ def _parse(environ: Mapping[str, str]) -> dict[str, object]:
 
 def _coerce(name: str, raw: str, kind: type) -> object:
     try:
-        if kind is int:
+        if kind in (int, Count):
             value = int(raw)
-            if value <= 0:
+            if value < (0 if kind is Count else 1):
                 raise ValueError
             return value
         if kind is bool:

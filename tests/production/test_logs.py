@@ -102,8 +102,8 @@ def test_a_whole_flow_across_real_nodes_logs_no_secret(cluster: Cluster, node_ci
         "nonce": params["nonce"], "code verifier": params["code_verifier"],
         "client assertion": exchange["client_assertion"], "access token": tokens["access_token"],
         "refresh token": tokens["refresh_token"], "id token": tokens["id_token"],
-        "rotated refresh token": refreshed["refresh_token"], "session cookie": cookies.get("idp_session", ""),
-        "flow cookie": cookies.get("idp_flow", ""),
+        "rotated refresh token": refreshed["refresh_token"], "session cookie": cookies["__Host-idp_session"],
+        "flow cookie": cookies["__Host-idp_flow"],  # https issuer: __Host- names
     })
 
 
