@@ -14,6 +14,7 @@ from idp.consent_ledger import ledger
 from idp.db import utcnow
 from idp.blueprints.authorize import build_oauth_request, error_redirect, load_client
 from idp.errors import PageError
+from idp.forms import remember_outcome
 from idp.login_sessions import current_session
 from idp.oauth.claims import SCOPE_CLAIM_NAMES, SCOPE_DESCRIPTIONS
 from idp.services import db
@@ -44,7 +45,9 @@ def decide(interaction_id: str) -> Response | str:
     chosen = set(request.form.getlist("scope")) & set(optional)
     record_decision(db(), login.account_id, client.agency_id, granted=chosen, denied=set(optional) - chosen,
                     ledger=ledger(), client_id=client.client_id, purpose=client.purpose, days=client.consent_days)
+    resume = url_for("authorize.resume", interaction_id=interaction.id)
+    remember_outcome(resume)
     db().commit()
     interaction.consent_done = True
     interactions.save(interaction)
-    return redirect(url_for("authorize.resume", interaction_id=interaction.id))
+    return redirect(resume)

@@ -27,6 +27,7 @@ from idp.delegation_forms import (MODES, ONWARD, RELATIONSHIPS, agencies, delega
                                   terms_from)
 from idp.dependents import create_dependent, handed_over_at, own_account_problem
 from idp.errors import PageError
+from idp.forms import completed
 from idp.login_sessions import current_session
 from idp.models import Account, Agency
 from idp.oauth.claims import SCOPE_DESCRIPTIONS
@@ -86,8 +87,7 @@ def invite() -> Response | str:
     delegation, token = lifecycle.invite_delegate(db(), g.account.id, email, terms, ledger=ledger())
     link = services().settings.endpoint(url_for("delegation.invitation", token=token))
     send_invitation(db(), to=email, principal=g.account, delegation=delegation, link=link)
-    db().commit()
-    return redirect(url_for("delegation.delegates", done="invited"))
+    return completed(url_for("delegation.delegates", done="invited"))
 
 
 @bp.post("/account/delegates/<delegation_id>/<action>")
@@ -113,8 +113,7 @@ def decide(delegation_id: str, action: str) -> Response:
                                             comes_of_age=comes_of_age(g.account), note=handover_evidence(g.account))
     else:
         raise PageError("There is a problem", "That action is not available.", 404)
-    db().commit()
-    return redirect(url_for("delegation.delegates", done=action))
+    return completed(url_for("delegation.delegates", done=action))
 
 
 def comes_of_age(account: Account) -> dt.datetime | None:
@@ -158,8 +157,7 @@ def stop_everyone() -> Response | str:
         errors = {"confirm": "Select yes if you want to stop everyone acting for you"}
         return Response(render_template("delegation/stop_everyone.html", errors=errors), status=400)
     lifecycle.stop_everyone(db(), g.account.id, ledger=ledger(), effects=ServiceEffects())
-    db().commit()
-    return redirect(url_for("delegation.delegates", done="stopped"))
+    return completed(url_for("delegation.delegates", done="stopped"))
 
 
 # -- People you can act for ----------------------------------------------------------------------
@@ -182,8 +180,7 @@ def stop_acting(delegation_id: str) -> Response:
     delegation = lifecycle.owned(db(), delegation_id, delegate_id=g.account.id)
     lifecycle.transition(db(), delegation, "revoke", by=lifecycle.actor(g.account.id), reason="revoked_by_delegate",
                          ledger=ledger(), effects=ServiceEffects())
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done="stopped"))
+    return completed(url_for("delegation.acting_for", done="stopped"))
 
 
 @bp.route("/account/acting-for/<delegation_id>/pass-on", methods=["GET", "POST"])
@@ -221,8 +218,7 @@ def pass_on(delegation_id: str) -> Response | str:
     link = services().settings.endpoint(url_for("delegation.invitation", token=token))
     send_invitation(db(), to=email, principal=principal, delegation=onward, link=link,
                     passed_on_by=g.account)
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done="passed_on"))
+    return completed(url_for("delegation.acting_for", done="passed_on"))
 
 
 def _onward_choices(mine: Delegation, principal: Account) -> dict[str, Any]:
@@ -263,8 +259,7 @@ def stop_passed_on(delegation_id: str, onward_id: str) -> Response:
         raise DelegationNotFound("There is no such delegation.")
     lifecycle.transition(db(), onward, "revoke", by=lifecycle.actor(g.account.id), reason="revoked_by_delegate",
                          ledger=ledger(), effects=ServiceEffects())
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done="stopped_passed_on"))
+    return completed(url_for("delegation.acting_for", done="stopped_passed_on"))
 
 
 @bp.route("/account/acting-for/request", methods=["GET", "POST"])
@@ -284,8 +279,7 @@ def ask() -> Response | str:
     if principal is not None:
         lifecycle.request_delegation(db(), g.account.id, principal.id, terms, ledger=ledger())
         send_request(db(), to=principal.email, delegate=g.account)
-        db().commit()
-    return redirect(url_for("delegation.acting_for", done="requested"))
+    return completed(url_for("delegation.acting_for", done="requested"))
 
 
 @bp.route("/account/acting-for/child", methods=["GET", "POST"])
@@ -312,8 +306,7 @@ def add_child() -> Response | str:
         db().rollback()
         html = render_template("delegation/dependent.html", errors={"day": str(error)}, form=form)
         return Response(html, status=400)
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done="child"))
+    return completed(url_for("delegation.acting_for", done="child"))
 
 
 def birthdate(form: Any) -> dt.date | None:
@@ -346,8 +339,7 @@ def invitation(token: str) -> Response | str:
                                      effects=effects)
     else:
         raise PageError("Choose what to do", "Select accept or decline.")
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done=decision))
+    return completed(url_for("delegation.acting_for", done=decision))
 
 
 def pending_invitation() -> str | None:

@@ -12,6 +12,7 @@ from consent.errors import DelegationInvalid
 from idp.blueprints.account import signed_in
 from idp.dependents import handover, offer_own_account, own_account_problem, take_own_account
 from idp.errors import PageError
+from idp.forms import completed
 from idp.login_sessions import current_session, start_session
 from idp.mail import SERVICE
 from idp.models import Account
@@ -53,8 +54,7 @@ def offer(delegation_id: str) -> Response | str:
             f"{g.account.name} has set up a {SERVICE} account for you, {child.given_name}.\n\n"
             f"To start using it, open this link within 7 days and choose a password (the link works once):\n"
             f"{address}\n\nIf you were not expecting this, you can ignore this email.\n"))
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done="own_account_offered"))
+    return completed(url_for("delegation.acting_for", done="own_account_offered"))
 
 
 @bp.route("/own-account/<link>", methods=["GET", "POST"])
@@ -80,5 +80,4 @@ def take(link: str) -> Response | str:
                         body=f"{child.name} has set up their own account. They now decide what is shared "
                              "and who can help them; you can still help them while they allow it.\n")
     start_session(child, acr="Cl", amr=["pwd"])
-    db().commit()
-    return redirect(url_for("delegation.delegates", done="own_account"))
+    return completed(url_for("delegation.delegates", done="own_account"))
