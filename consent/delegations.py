@@ -31,7 +31,8 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from consent.delegation_models import MODES, UPSTREAM, Delegation, DelegationChange
-from consent.errors import DelegationInvalid, DelegationNotFound, DelegationStateError, InvitationUnusable
+from consent.errors import (DelegationInvalid, DelegationNotFound, DelegationStateError, InvitationForSomeoneElse,
+                            InvitationUnusable)
 from consent.events import EventType, format_time
 from consent.ledger import Ledger
 from consent.pseudonyms import pseudonym_for
@@ -290,10 +291,7 @@ def _end_onward(session: Session, delegation: Delegation, *, ledger: Ledger, eff
 def accept_invitation(session: Session, token: str, delegate_id: str, delegate_email: str, *, ledger: Ledger,
                       effects: DelegationEffects | None, now: dt.datetime | None = None) -> Delegation:
     """invited → active, by the person the link was emailed to, within 7 days, once."""
-    delegation = invitation(session, token, now)
-    if delegation.invite_email != delegate_email.strip().lower():
-        raise DelegationInvalid("This invitation was sent to a different email address. "
-                                "Sign in with the address it was sent to.")
+    delegation = invitation_for(session, token, delegate_email, now)
     _not_self(delegate_id, delegation.principal_id)
     if delegation.parent_id is not None:
         parent = session.get(Delegation, delegation.parent_id)
@@ -303,11 +301,25 @@ def accept_invitation(session: Session, token: str, delegate_id: str, delegate_e
                       effects=effects, now=now, delegate_id=delegate_id)
 
 
-def decline_invitation(session: Session, token: str, *, by: str, ledger: Ledger, effects: DelegationEffects | None,
-                       now: dt.datetime | None = None) -> Delegation:
-    delegation = invitation(session, token, now)
+def decline_invitation(session: Session, token: str, delegate_email: str, *, by: str, ledger: Ledger,
+                       effects: DelegationEffects | None, now: dt.datetime | None = None) -> Delegation:
+    """invited → declined, by the person the link was emailed to (as accepting is)."""
+    delegation = invitation_for(session, token, delegate_email, now)
     return transition(session, delegation, "decline", by=by, reason="declined", ledger=ledger, effects=effects,
                       now=now)
+
+
+def invitation_for(session: Session, token: str, email: str, now: dt.datetime | None = None) -> Delegation:
+    """The invitation a link is for, if ``email`` (the signed-in person's) is the address it was sent
+    to: the one check behind the invitation page, Accept and Decline. Anyone else holding the link
+    gets InvitationForSomeoneElse, which names neither the principal nor the terms."""
+    delegation = invitation(session, token, now)
+    if delegation.invite_email != email.strip().lower():
+        raise InvitationForSomeoneElse(
+            "This invitation was sent to a different email address from the one you are signed in with. "
+            "Sign out, then open the link again and sign in (or create an account) with the email address "
+            "the invitation was sent to. If you were not expecting an invitation, you can ignore it.")
+    return delegation
 
 
 def invitation(session: Session, token: str, now: dt.datetime | None = None) -> Delegation:

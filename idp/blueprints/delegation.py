@@ -325,6 +325,7 @@ def invitation(token: str) -> Response | str:
     if login is None:
         session[PENDING_INVITATION] = token[:100]
         return render_template("delegation/invitation_signin.html", email=delegation.invite_email)
+    delegation = lifecycle.invitation_for(db(), token[:100], login.account.email)  # before anything is shown
     principal = db().get(Account, delegation.principal_id)
     if request.method == "GET":
         return render_template("delegation/invitation.html", **_page(
@@ -335,8 +336,8 @@ def invitation(token: str) -> Response | str:
         lifecycle.accept_invitation(db(), token, login.account_id, login.account.email, ledger=ledger(),
                                     effects=effects)
     elif decision == "decline":
-        lifecycle.decline_invitation(db(), token, by=lifecycle.actor(login.account_id), ledger=ledger(),
-                                     effects=effects)
+        lifecycle.decline_invitation(db(), token, login.account.email, by=lifecycle.actor(login.account_id),
+                                     ledger=ledger(), effects=effects)
     else:
         raise PageError("Choose what to do", "Select accept or decline.")
     return completed(url_for("delegation.acting_for", done=decision))
