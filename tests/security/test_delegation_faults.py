@@ -5,6 +5,8 @@ parent keeps helping cannot come from the session the handover link started."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 
 from flask.testing import FlaskClient
@@ -12,10 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent.delegation_models import Delegation
+from consent.ledger import Ledger
+from consent.models import Consent
+from consent.pseudonyms import pseudonym_for
+from idp.dependents import create_dependent
 from idp.models import Account, OutboxMessage
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
-from tests.idp.delegation_flows import emailed_link, person
+from tests.idp.delegation_flows import acting_tokens, claims, emailed_link, person
 
 LINK = re.compile(r"http://localhost(/delegation/invitation/[A-Za-z0-9_-]+)")
 INVITE = {"type": "carer", "mode": "act", "services": "all", "details": "all"}
@@ -45,3 +51,61 @@ def test_someone_else_holding_an_invitation_link_sees_nothing_of_it_and_cannot_d
     assert db_session.scalar(select(Delegation.status).where(Delegation.invite_email == carol.email)) == "invited"
     told = db_session.scalars(select(OutboxMessage.subject).where(OutboxMessage.recipient == mary.email)).all()
     assert not [subject for subject in told if "declined" in subject or "accepted" in subject]
+
+
+# -- a parent acting for a child profile ------------------------------------------------------
+
+def test_a_parent_acting_for_a_child_is_asked_for_the_child_and_no_invented_claim_is_released(
+        client: FlaskClient, db_session: Session, ledger: Ledger, rp: flows.RegisteredClient) -> None:
+    mary = person(db_session, "Mary")
+    today = dt.date.today()
+    parent = create_dependent(db_session, mary, given_name="Kit", family_name="Smith",
+                              birthdate=today.replace(year=today.year - 8), parent_age=16, ledger=ledger)
+    db_session.commit()
+    flows.sign_in(client, mary.email, CITIZEN_PASSWORD)
+    challenge = flows.pkce()
+    params = flows.authorize_params(rp, challenge, scope="openid profile email")
+    who = client.get("/authorize", query_string=params).headers["Location"]
+    chosen = client.post(who, data={"who": parent.id, "csrf_token": flows.csrf_token(client, who)})
+    asked = client.get(chosen.headers["Location"]).headers["Location"]  # resume → the consent page
+    assert "/consent/" in asked, "the parent is asked before anything about the child is shared"
+    page = client.get(asked).get_data(as_text=True)
+    assert "Share Kit&#39;s details" in page and "You are deciding for Kit" in page
+    assert 'value="profile"' in page and 'value="email"' not in page  # the child has no email address
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page))
+    response = flows.follow_to_client(client, client.post(asked, data=hidden | {"decision": "allow",
+                                                                               "scope": ["profile"]}))
+    code = flows.query(response.headers["Location"])["code"]
+    body = flows.exchange_code(client, rp, code, challenge.verifier).get_json()
+    token = claims(body["id_token"])
+    info = client.get("/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}).get_json()
+    for released in (token, info, body):
+        assert "dependent.invalid" not in json.dumps(released) and "email" not in released
+    assert info["given_name"] == "Kit" and info["birthdate"]
+    kept = db_session.scalar(select(Consent).where(Consent.account_id == parent.principal_id))
+    assert kept is not None and kept.granted == {"profile"}  # a real consent row, for the child
+    child_pseudonym = pseudonym_for(db_session, parent.principal_id)
+    entries = [item.entry for item in ledger.entries_of(db_session, child_pseudonym)]
+    assert [e["scopes"] for e in entries if e["type"] == "consent.granted"] == [["profile"]]
+    disclosed = [e for e in entries if e["type"] == "disclosure"]
+    assert disclosed and all(e["basis"] == "consent" and "email" not in e["claims"] for e in disclosed)
+
+
+def test_a_child_profile_never_releases_its_placeholder_address_even_under_a_statutory_basis(
+        client: FlaskClient, db_session: Session, ledger: Ledger, rp: flows.RegisteredClient) -> None:
+    """A statutory basis releases every registered scope without a consent page: still no email."""
+    mary = person(db_session, "Mary")
+    today = dt.date.today()
+    parent = create_dependent(db_session, mary, given_name="Kit", family_name="Smith",
+                              birthdate=today.replace(year=today.year - 8), parent_age=16, ledger=ledger)
+    rp.model.statutory_basis = "Education Act 1996 s.508B"
+    db_session.commit()
+    flows.sign_in(client, mary.email, CITIZEN_PASSWORD)
+    body = acting_tokens(client, rp, parent.id, scope="openid profile email")
+    assert "email" in body["scope"].split()
+    info = client.get("/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}).get_json()
+    token = claims(body["id_token"])
+    for released in (token, info):
+        assert "dependent.invalid" not in json.dumps(released)
+        assert "email" not in released and "email_verified" not in released
+    assert info["given_name"] == "Kit"
