@@ -108,8 +108,13 @@ class Delegation(Base):
         return self.status == "active" and self.starts_at <= now and (self.ends_at is None or now < self.ends_at)
 
     def summary(self) -> dict[str, Any]:
-        """The ``delegation`` claim (delegation.md "What agencies receive")."""
-        return {"id": self.id, "type": self.type, "mode": self.mode}
+        """The ``delegation`` claim (delegation.md "What agencies receive"); for a ``parent`` delegation
+        the young person agreed to continue, ``young_person_agreement`` says how that agreement was
+        given (docs/delegation.md "A young person's agreement")."""
+        claim: dict[str, Any] = {"id": self.id, "type": self.type, "mode": self.mode}
+        if self.continued_assurance is not None:
+            claim["young_person_agreement"] = self.continued_assurance
+        return claim
 
 
 # The delegation an onward one was passed on from, for joins. Made once: building an alias (and

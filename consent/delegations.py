@@ -261,11 +261,13 @@ def transition(session: Session, delegation: Delegation, name: str, *, by: str, 
 
 def continue_for_young_person(session: Session, delegation: Delegation, principal_id: str, *, ledger: Ledger,
                               effects: DelegationEffects | None, comes_of_age: dt.datetime | None = None,
-                              note: str | None = None, now: dt.datetime | None = None) -> Delegation:
+                              note: str | None = None, assurance: str | None = None,
+                              now: dt.datetime | None = None) -> Delegation:
     """delegation.md "Review / expire": a ``parent`` delegation goes on past the configured age only
     if the young person, signed in to their own account, agrees. It then needs renewing like a
     family member's, 12 months after the age is reached (or after today, if later), so agreeing
-    early never shortens it; one paused by our staff stays paused."""
+    early never shortens it; one paused by our staff stays paused. ``assurance``: how the agreement
+    was given (``AGREEMENT_ASSURANCES``), decided by the caller, which knows the sign-in."""
     now = now or utcnow()
     if delegation.type != "parent" or delegation.principal_id != principal_id:
         raise DelegationInvalid("Only the young person can agree that their parent keeps helping them.")
@@ -275,7 +277,7 @@ def continue_for_young_person(session: Session, delegation: Delegation, principa
     ends_at = default_end(max(now, comes_of_age or now))
     return transition(session, delegation, "continue", by=actor(principal_id), reason="young_person_consented",
                       ledger=ledger, effects=effects, now=now, when=paused_for_age, note=note, continued_at=now,
-                      ends_at=ends_at, reminded_at=None)
+                      continued_assurance=assurance, ends_at=ends_at, reminded_at=None)
 
 
 def _end_onward(session: Session, delegation: Delegation, *, ledger: Ledger, effects: DelegationEffects | None,

@@ -25,7 +25,7 @@ from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects, send_invitation, send_request
 from idp.delegation_forms import (MODES, ONWARD, RELATIONSHIPS, agencies, delegable_scopes, end_date,
                                   terms_from)
-from idp.dependents import create_dependent, handed_over_at, own_account_problem
+from idp.dependents import agreement_assurance, agreement_opens, create_dependent, handed_over_at, own_account_problem
 from idp.errors import PageError
 from idp.forms import completed
 from idp.login_sessions import current_session
@@ -64,9 +64,11 @@ def delegates() -> str:
     # An onward delegation names who passed it on: the delegate of the one it came from.
     passed_on_by = {d.id: by_id[d.parent_id].delegate_id for d in mine if d.parent_id in by_id}
     people = _names({d.delegate_id for d in mine})
+    offer = handed_over_at(db(), g.account.id)
     return render_template("delegation/delegates.html", **_page(
         "", delegations=mine, people=people, passed_on_by=passed_on_by, done=request.args.get("done"),
-        parent_age=services().settings.delegation_parent_age))
+        parent_age=services().settings.delegation_parent_age, now=utcnow(),
+        agree_from=agreement_opens(offer) if offer is not None and offer.verified_at else None))
 
 
 @bp.route("/account/delegates/invite", methods=["GET", "POST"])
@@ -109,8 +111,10 @@ def decide(delegation_id: str, action: str) -> Response:
     elif action == "renew":
         renew(delegation)
     elif action == "continue":
+        assurance = agreement_assurance(db(), g.account, current_session())  # type: ignore[arg-type]
         lifecycle.continue_for_young_person(db(), delegation, g.account.id, ledger=ledger(), effects=effects,
-                                            comes_of_age=comes_of_age(g.account), note=handover_evidence(g.account))
+                                            comes_of_age=comes_of_age(g.account), note=handover_evidence(g.account),
+                                            assurance=assurance)
     else:
         raise PageError("There is a problem", "That action is not available.", 404)
     return completed(url_for("delegation.delegates", done=action))

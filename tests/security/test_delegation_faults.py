@@ -10,15 +10,17 @@ import json
 import re
 
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from consent.delegation_models import Delegation
 from consent.ledger import Ledger
 from consent.models import Consent
 from consent.pseudonyms import pseudonym_for
-from idp.dependents import create_dependent
-from idp.models import Account, OutboxMessage
+from idp.cli_delegation import _describe
+from idp.db import utcnow
+from idp.dependents import COOLING_OFF, create_dependent
+from idp.models import Account, EmailChallenge, LoginSession, OutboxMessage
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 from tests.idp.delegation_flows import acting_tokens, claims, emailed_link, person
@@ -109,3 +111,54 @@ def test_a_child_profile_never_releases_its_placeholder_address_even_under_a_sta
         assert "dependent.invalid" not in json.dumps(released)
         assert "email" not in released and "email_verified" not in released
     assert info["given_name"] == "Kit"
+
+
+# -- a young person's agreement that their parent keeps helping -------------------------------
+
+def test_a_parent_cannot_give_the_young_persons_agreement_from_the_handover(
+        app: object, db_session: Session, ledger: Ledger, rp: flows.RegisteredClient) -> None:
+    mary = person(db_session, "Mary")
+    today = dt.date.today()
+    parent = create_dependent(db_session, mary, given_name="Kit", family_name="Smith",
+                              birthdate=today.replace(year=today.year - 15), parent_age=16, ledger=ledger)
+    db_session.commit()
+    mary_browser: FlaskClient = app.test_client()  # type: ignore[attr-defined]
+    flows.sign_in(mary_browser, mary.email, CITIZEN_PASSWORD)
+    offer = f"/account/acting-for/{parent.id}/own-account"
+    tagged = mary.email.replace("@", "+kit@")  # RFC 5233 subaddress: still Mary's mailbox
+    refused = mary_browser.post(offer, data={"email": tagged, "csrf_token": flows.csrf_token(mary_browser, offer)})
+    assert refused.status_code == 400 and "cannot be one of yours" in refused.get_data(as_text=True)
+    assert mary_browser.post(offer, data={"email": "kit@example.com",
+                                          "csrf_token": flows.csrf_token(mary_browser, offer)}).status_code == 302
+    link = emailed_link(db_session, "kit@example.com", re.compile(r"http://localhost(/own-account/[A-Za-z0-9_.-]+)"))
+    handover_session: FlaskClient = app.test_client()  # type: ignore[attr-defined]
+    token = flows.csrf_token(handover_session, link)
+    assert handover_session.post(link, data={"password": "kit's own long passphrase 42",
+                                             "csrf_token": token}).status_code == 302
+    told = {m.recipient: m.subject for m in db_session.scalars(select(OutboxMessage))}
+    assert "own account" in told["kit@example.com"] and "own account" in told[mary.email]  # both are told
+
+    agree = f"/account/delegates/{parent.id}/continue"
+
+    def agree_from(browser: FlaskClient) -> int:
+        return browser.post(agree, data={"csrf_token": flows.csrf_token(browser, "/account")}).status_code
+
+    assert agree_from(handover_session) == 403  # at once, in the session the link started: no
+    a_week_ago = utcnow() - COOLING_OFF - dt.timedelta(minutes=1)  # as if the handover was a week ago
+    db_session.execute(update(EmailChallenge).where(EmailChallenge.account_id == parent.principal_id)
+                       .values(verified_at=a_week_ago))
+    db_session.execute(update(LoginSession).where(LoginSession.account_id == parent.principal_id)
+                       .values(auth_time=a_week_ago))
+    db_session.commit()
+    assert agree_from(handover_session) == 403  # after the week, still not from that session
+    db_session.refresh(parent)
+    assert parent.continued_at is None
+    fresh: FlaskClient = app.test_client()  # type: ignore[attr-defined]
+    flows.sign_in(fresh, "kit@example.com", "kit's own long passphrase 42")
+    assert agree_from(fresh) == 302
+    db_session.refresh(parent)
+    assert parent.continued_assurance == "handover_password"  # how it was given, for operators and agencies
+    assert _describe(parent)["continued_assurance"] == "handover_password"  # idp delegation list
+    flows.sign_in(mary_browser, mary.email, CITIZEN_PASSWORD)
+    body = acting_tokens(mary_browser, rp, parent.id, scope="openid")
+    assert claims(body["id_token"])["delegation"]["young_person_agreement"] == "handover_password"
