@@ -62,6 +62,13 @@ class InvitationUnusable(DelegationError):
     status = 410
 
 
+class InvitationForSomeoneElse(DelegationError):
+    """An invitation opened, accepted or declined by a signed-in person it was not sent to: they
+    learn nothing of it (not who sent it, not its terms) and can change nothing."""
+
+    status = 403
+
+
 class NotAllowedToAct(DelegationError):
     """The signed-in person may not act for that principal with this client and these scopes."""
 

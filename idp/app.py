@@ -38,6 +38,7 @@ from idp.config import Settings
 from idp.db import make_engine, make_reading_sessionmaker, make_sessionmaker
 from idp.errors import register_error_handlers
 from idp.fastpath import DocumentFastPath
+from idp.forms import init_forms
 from idp.login_sessions import FLOW_COOKIE_NAME, apply_session_cookie, cookie_name
 from idp.logs import configure_logging, init_request_logging
 from idp.metrics import init_metrics
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         hops = settings.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     init_security(app)
+    init_forms(app)  # after the CSRF check: only a checked form claims its token
     app.after_request(apply_session_cookie)
     app.teardown_appcontext(close_db)
     register_error_handlers(app)

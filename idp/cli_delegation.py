@@ -198,7 +198,7 @@ def _describe(found: Delegation) -> dict[str, Any]:
             "status": found.status, "status_reason": found.status_reason, "status_note": found.status_note,
             "status_changed_by": found.status_changed_by, "agencies": found.agencies, "scopes": found.scopes,
             "evidence_reference": found.evidence_reference, "evidence_checked_by": found.evidence_checked_by,
-            "parent_id": found.parent_id, **when}
+            "parent_id": found.parent_id, "continued_assurance": found.continued_assurance, **when}
 
 
 @delegation.command("tick")

@@ -12,6 +12,7 @@ from sqlalchemy import delete
 
 from idp.backchannel import BackchannelSender
 from idp.db import utcnow
+from idp.forms import prune as prune_form_submissions
 from idp.mail import SmtpSender
 from idp.models import ClientAssertionJti, WebAuthnChallenge
 from idp.outbox import DeliveryReport, Sender, deliver_due, prune
@@ -96,6 +97,7 @@ def housekeeping(services: Services) -> None:
     with services.sessions.begin() as session:
         session.execute(delete(ClientAssertionJti).where(ClientAssertionJti.expires_at < now))
         session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at < now))
+        prune_form_submissions(session, now)
 
 
 def rotate_keys_if_due(services: Services) -> None:

@@ -26,8 +26,9 @@ from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects, send_invitation, send_request
 from idp.delegation_forms import (MODES, ONWARD, RELATIONSHIPS, agencies, delegable_scopes, end_date,
                                   terms_from)
-from idp.dependents import create_dependent, handed_over_at, own_account_problem
+from idp.dependents import agreement_assurance, agreement_opens, create_dependent, handed_over_at, own_account_problem
 from idp.errors import PageError
+from idp.forms import completed
 from idp.login_sessions import current_session
 from idp.models import Account, Agency
 from idp.oauth.claims import SCOPE_DESCRIPTIONS
@@ -64,9 +65,11 @@ def delegates() -> str:
     # An onward delegation names who passed it on: the delegate of the one it came from.
     passed_on_by = {d.id: by_id[d.parent_id].delegate_id for d in mine if d.parent_id in by_id}
     people = _names({d.delegate_id for d in mine})
+    offer = handed_over_at(db(), g.account.id)
     return render_template("delegation/delegates.html", **_page(
         "", delegations=mine, people=people, passed_on_by=passed_on_by, done=request.args.get("done"),
-        parent_age=services().settings.delegation_parent_age))
+        parent_age=services().settings.delegation_parent_age, now=utcnow(),
+        agree_from=agreement_opens(offer) if offer is not None and offer.verified_at else None))
 
 
 @bp.route("/account/delegates/invite", methods=["GET", "POST"])
@@ -87,8 +90,7 @@ def invite() -> Response | str:
     delegation, token = lifecycle.invite_delegate(db(), g.account.id, email, terms, ledger=ledger())
     link = services().settings.endpoint(url_for("delegation.invitation", token=token))
     send_invitation(db(), to=email, principal=g.account, delegation=delegation, link=link)
-    db().commit()
-    return redirect(url_for("delegation.delegates", done="invited"))
+    return completed(url_for("delegation.delegates", done="invited"))
 
 
 @bp.post("/account/delegates/<delegation_id>/<action>")
@@ -110,12 +112,13 @@ def decide(delegation_id: str, action: str) -> Response:
     elif action == "renew":
         renew(delegation)
     elif action == "continue":
+        assurance = agreement_assurance(db(), g.account, current_session())  # type: ignore[arg-type]
         lifecycle.continue_for_young_person(db(), delegation, g.account.id, ledger=ledger(), effects=effects,
-                                            comes_of_age=comes_of_age(g.account), note=handover_evidence(g.account))
+                                            comes_of_age=comes_of_age(g.account), note=handover_evidence(g.account),
+                                            assurance=assurance)
     else:
         raise PageError("There is a problem", "That action is not available.", 404)
-    db().commit()
-    return redirect(url_for("delegation.delegates", done=action))
+    return completed(url_for("delegation.delegates", done=action))
 
 
 def comes_of_age(account: Account) -> dt.datetime | None:
@@ -159,8 +162,7 @@ def stop_everyone() -> Response | str:
         errors = {"confirm": "Select yes if you want to stop everyone acting for you"}
         return Response(render_template("delegation/stop_everyone.html", errors=errors), status=400)
     lifecycle.stop_everyone(db(), g.account.id, ledger=ledger(), effects=ServiceEffects())
-    db().commit()
-    return redirect(url_for("delegation.delegates", done="stopped"))
+    return completed(url_for("delegation.delegates", done="stopped"))
 
 
 # -- People you can act for ----------------------------------------------------------------------
@@ -183,8 +185,7 @@ def stop_acting(delegation_id: str) -> Response:
     delegation = lifecycle.owned(db(), delegation_id, delegate_id=g.account.id)
     lifecycle.transition(db(), delegation, "revoke", by=lifecycle.actor(g.account.id), reason="revoked_by_delegate",
                          ledger=ledger(), effects=ServiceEffects())
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done="stopped"))
+    return completed(url_for("delegation.acting_for", done="stopped"))
 
 
 @bp.route("/account/acting-for/<delegation_id>/pass-on", methods=["GET", "POST"])
@@ -222,8 +223,7 @@ def pass_on(delegation_id: str) -> Response | str:
     link = services().settings.endpoint(url_for("delegation.invitation", token=token))
     send_invitation(db(), to=email, principal=principal, delegation=onward, link=link,
                     passed_on_by=g.account)
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done="passed_on"))
+    return completed(url_for("delegation.acting_for", done="passed_on"))
 
 
 def _onward_choices(mine: Delegation, principal: Account) -> dict[str, Any]:
@@ -264,8 +264,7 @@ def stop_passed_on(delegation_id: str, onward_id: str) -> Response:
         raise DelegationNotFound("There is no such delegation.")
     lifecycle.transition(db(), onward, "revoke", by=lifecycle.actor(g.account.id), reason="revoked_by_delegate",
                          ledger=ledger(), effects=ServiceEffects())
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done="stopped_passed_on"))
+    return completed(url_for("delegation.acting_for", done="stopped_passed_on"))
 
 
 @bp.route("/account/acting-for/request", methods=["GET", "POST"])
@@ -285,8 +284,7 @@ def ask() -> Response | str:
     if principal is not None:
         lifecycle.request_delegation(db(), g.account.id, principal.id, terms, ledger=ledger())
         send_request(db(), to=principal.email, delegate=g.account)
-        db().commit()
-    return redirect(url_for("delegation.acting_for", done="requested"))
+    return completed(url_for("delegation.acting_for", done="requested"))
 
 
 @bp.route("/account/acting-for/child", methods=["GET", "POST"])
@@ -314,8 +312,7 @@ def add_child() -> Response | str:
         db().rollback()
         html = render_template("delegation/dependent.html", errors={"day": str(error)}, form=form)
         return Response(html, status=400)
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done="child"))
+    return completed(url_for("delegation.acting_for", done="child"))
 
 
 def birthdate(form: Any) -> dt.date | None:
@@ -334,6 +331,7 @@ def invitation(token: str) -> Response | str:
     if login is None:
         session[PENDING_INVITATION] = token[:100]
         return render_template("delegation/invitation_signin.html", email=delegation.invite_email)
+    delegation = lifecycle.invitation_for(db(), token[:100], login.account.email)  # before anything is shown
     principal = db().get(Account, delegation.principal_id)
     if request.method == "GET":
         return render_template("delegation/invitation.html", **_page(
@@ -344,12 +342,11 @@ def invitation(token: str) -> Response | str:
         lifecycle.accept_invitation(db(), token, login.account_id, login.account.email, ledger=ledger(),
                                     effects=effects)
     elif decision == "decline":
-        lifecycle.decline_invitation(db(), token, by=lifecycle.actor(login.account_id), ledger=ledger(),
-                                     effects=effects)
+        lifecycle.decline_invitation(db(), token, login.account.email, by=lifecycle.actor(login.account_id),
+                                     ledger=ledger(), effects=effects)
     else:
         raise PageError("Choose what to do", "Select accept or decline.")
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done=decision))
+    return completed(url_for("delegation.acting_for", done=decision))
 
 
 def pending_invitation() -> str | None:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from idp.contact_details import email_problem
 from idp.email_codes import WRONG_CODE, CodeCheck, check_code, issue_code
 from idp.errors import PageError
+from idp.forms import completed, remember_outcome
 from idp.login_sessions import end_session, live_sessions, start_session
 from idp.mail import send_code, send_credential_changed
 from idp.models import Account, EmailChallenge
@@ -35,9 +36,8 @@ def start() -> Response | str:
     challenge, code = issue_code(db(), purpose="recovery", email=email, account_id=account.id if account else None)
     if account is not None:
         send_code(db(), to=email, code=code, purpose="recovery")
-    db().commit()
     session[KEY] = challenge.id
-    return redirect(url_for("recovery.code"))
+    return completed(url_for("recovery.code"), flow={KEY: challenge.id})
 
 
 def _challenge() -> EmailChallenge:
@@ -55,6 +55,8 @@ def code() -> Response | str:
     result = check_code(db(), challenge, request.form.get("code", "")[:20])
     if challenge.account_id is None:  # no such account, so no code was sent: always a wrong code
         result = CodeCheck(False, WRONG_CODE)
+    if result.ok:
+        remember_outcome(url_for("recovery.password"))
     db().commit()
     if not result.ok:
         html = render_template("signup/code.html", email=challenge.email, errors={"code": result.message})
@@ -81,6 +83,5 @@ def password() -> Response | str:
         end_session(db(), other)
     send_credential_changed(db(), to=account.email, what="password")
     start_session(account, acr="Cl", amr=["pwd"])
-    db().commit()
     session.pop(KEY, None)
-    return redirect(url_for("home.index"))
+    return completed(url_for("home.index"))

@@ -17,6 +17,7 @@ from consent.ledger import StoredEntry
 from idp.consent_ledger import agency_tokens, ledger
 from idp.db import utcnow
 from idp.errors import PageError
+from idp.forms import completed
 from idp.login_sessions import current_session
 from idp.models import Account, Agency, Client, TokenFamily
 from idp.oauth.claims import SCOPE_DESCRIPTIONS
@@ -65,8 +66,7 @@ def withdraw(agency_id: str) -> Response:
     except ConsentNotActive:
         message = "You are not sharing anything with that service."
         raise PageError("There is nothing to withdraw", message, 409) from None
-    db().commit()
-    return redirect(url_for("services.connected", withdrawn=agency_id))
+    return completed(url_for("services.connected", withdrawn=agency_id))
 
 
 @bp.get("/record")
