@@ -6,6 +6,7 @@ Assertions are single use (``jti`` remembered while it could still be accepted),
 Authlib's set ``exp`` an hour ahead, so freshness is judged by ``iat``), and their ``aud``
 must be the issuer, the token endpoint, or the endpoint receiving them (RFC 7523 §3:
 Authlib's client addresses revocation and introspection assertions to those endpoints).
+A ``client_id`` sent beside the assertion must name the assertion's client (RFC 7521 §4.2).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         non-UTF-8 segment is invalid_client, not a 500."""
         _parse_segments_strictly(assertion)
         headers, claims = super().extract_assertion(assertion)
+        _check_named_client(claims)
         return headers, claims
 
     def get_audiences(self) -> list[str]:
@@ -94,6 +96,14 @@ def _parse_segments_strictly(assertion: str) -> None:
             json_input.loads(b64url_decode(segment))
     except ValueError:  # binascii.Error, non-ASCII text and UnsafeJSON are all ValueErrors
         raise InvalidClientError(description="Invalid JWT assertion.") from None
+
+
+def _check_named_client(claims: dict[str, Any]) -> None:
+    """RFC 7521 §4.2: a ``client_id`` parameter, if present, MUST identify the same client as
+    the assertion, whose ``iss`` and ``sub`` are the client_id (RFC 7523 §3)."""
+    for named in request.form.getlist("client_id"):
+        if named != claims.get("sub") or named != claims.get("iss"):
+            raise InvalidClientError(description="client_id does not match the client assertion.")
 
 
 def basic_credentials(header: str | None) -> tuple[str, str] | None:
