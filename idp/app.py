@@ -39,6 +39,7 @@ from idp.db import make_engine, make_reading_sessionmaker, make_sessionmaker
 from idp.errors import register_error_handlers
 from idp.fastpath import DocumentFastPath
 from idp.forms import init_forms
+from idp.json_input import StrictJSONProvider
 from idp.login_sessions import FLOW_COOKIE_NAME, apply_session_cookie, cookie_name
 from idp.logs import configure_logging, init_request_logging
 from idp.metrics import init_metrics
@@ -56,6 +57,7 @@ MAX_REQUEST_BYTES = 64 * 1024
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "idp" / "static"))
+    app.json = StrictJSONProvider(app)  # every request.get_json parses strictly (idp.json_input)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,

@@ -71,8 +71,18 @@ def handle_http_error(error: HTTPException) -> Response:
         code = "invalid_request" if status < 500 else "server_error"
         response = jsonify(error=code, error_description=error.description)
         response.status_code = status
-        return response
-    return _page(error.name, error.description or "", status)
+    else:
+        response = _page(error.name, error.description or "", status)
+    return _keep_headers(error, response)
+
+
+def _keep_headers(error: HTTPException, response: Response) -> Response:
+    """The exception's own headers survive the new body: ``Allow`` on a 405 (RFC 9110 §15.5.6
+    MUST), ``Retry-After``, ``WWW-Authenticate``."""
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def handle_database_unavailable(error: DBAPIError) -> Response:

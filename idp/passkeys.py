@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -49,6 +48,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+from idp import json_input
 from idp.assurance import passkey_amr
 from idp.db import utcnow
 from idp.models import Account, Passkey, WebAuthnChallenge
@@ -244,7 +244,7 @@ def _check_client_context(credential: Any) -> None:
     """§7.1 step 10 / §7.2 step 14: we are never framed (CSP frame-ancestors 'none'), so a
     ceremony run in a cross-origin iframe (``crossOrigin``, ``topOrigin``) is refused."""
     try:
-        client_data = json.loads(base64url_to_bytes(credential["response"]["clientDataJSON"]))
+        client_data = json_input.loads(base64url_to_bytes(credential["response"]["clientDataJSON"]))
     except (ValueError, TypeError, KeyError) as error:
         raise PasskeyError("invalid_request", "The passkey response is malformed.") from error
     if not isinstance(client_data, dict) or client_data.get("crossOrigin") or "topOrigin" in client_data:

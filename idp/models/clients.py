@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.db import Base, utcnow
 from keys.digests import secret_digest as hash_secret  # re-exported: how client secrets are stored
+from idp.redirect_uris import matches_loopback_any_port
 
 AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "client_secret_post", "none")
 ID_TOKEN_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
@@ -108,7 +109,10 @@ class Client(Base):
         return " ".join(s for s in (scope or "").split() if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return redirect_uri in self.redirect_uris  # exact match, RFC 9700 §4.1.3
+        if redirect_uri in self.redirect_uris:  # exact match, RFC 9700 §4.1.3
+            return True
+        # RFC 8252 §7.3: any port for a native (public) client's loopback IP redirect URI.
+        return self.is_public and any(matches_loopback_any_port(uri, redirect_uri) for uri in self.redirect_uris)
 
     def check_client_secret(self, client_secret: str) -> bool:
         if self.secret_hash is None:

@@ -39,6 +39,8 @@ class AuthorizationCode(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[dt.datetime]
     redeemed_at: Mapped[dt.datetime | None]
+    # Redemptions tried, counted before the verifier is checked (idp.oauth.grants, RFC 7636 §4.6).
+    redemption_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     family_id: Mapped[str | None] = mapped_column(ForeignKey("token_families.id", ondelete="SET NULL"))
     # delegation.md "Act": account_id is the principal served; the delegate acting is the actor.
     delegation_id: Mapped[str | None] = mapped_column(ForeignKey("delegations.id", ondelete="SET NULL"))

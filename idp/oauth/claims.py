@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 
+from idp import json_input
 from idp.models import Account
 
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
@@ -46,8 +46,8 @@ def parse_claims_request(raw: str | None) -> dict[str, dict[str, Any]] | None:
     if raw is None or raw == "":
         return None
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = json_input.loads(raw)
+    except json_input.UnsafeJSON:
         raise InvalidRequestError("The 'claims' parameter is not valid JSON.") from None
     if not isinstance(value, dict) or not set(value) <= {"userinfo", "id_token"}:
         raise InvalidRequestError("The 'claims' parameter must be an object with 'userinfo' and/or 'id_token'.")

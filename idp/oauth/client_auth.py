@@ -1,18 +1,24 @@
-"""``private_key_jwt`` client authentication (RFC 7523 §2.2, OIDC Core §9) via Authlib.
+"""Client authentication: ``private_key_jwt`` (RFC 7523 §2.2, OIDC Core §9) via Authlib, and the
+one parser of HTTP Basic client credentials (RFC 6749 §2.3.1, RFC 7617 §2).
 
 Assertions are single use (``jti`` remembered while it could still be accepted), fresh
 (``iat`` at most ``IDP_CLIENT_ASSERTION_MAX_AGE`` seconds old: common RP libraries such as
 Authlib's set ``exp`` an hour ahead, so freshness is judged by ``iat``), and their ``aud``
 must be the issuer, the token endpoint, or the endpoint receiving them (RFC 7523 §3:
 Authlib's client addresses revocation and introspection assertions to those endpoints).
+A ``client_id`` sent beside the assertion must name the assertion's client (RFC 7521 §4.2).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote_plus
 
 import requests
 from authlib.oauth2.rfc6749.errors import InvalidClientError
@@ -23,11 +29,14 @@ from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from idp import json_input
 from idp.db import run, utcnow
 from idp.models import Client, ClientAssertionJti
 from idp.services import db, services
+from keys.jwk import b64url_decode
 
 JWKS_URI_CACHE_SECONDS = 300
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")  # RFC 7617 §2: not in a user-id or password
 _jwks_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 _jwks_lock = threading.Lock()
 
@@ -37,6 +46,15 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def __init__(self) -> None:
         super().__init__(validate_jti=True, leeway=30)
+
+    def extract_assertion(self, assertion: str) -> tuple[Any, dict[str, Any]]:
+        """Authlib and joserfc read the header and claims before the signature is checked, with
+        plain ``json``: parse them strictly first (idp.json_input), so a deeply nested or
+        non-UTF-8 segment is invalid_client, not a 500."""
+        _parse_segments_strictly(assertion)
+        headers, claims = super().extract_assertion(assertion)
+        _check_named_client(claims)
+        return headers, claims
 
     def get_audiences(self) -> list[str]:
         settings = services().settings
@@ -69,6 +87,57 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             return KeySet.import_key_set(jwks)
         except Exception:  # joserfc raises several types for malformed registered keys
             raise InvalidClientError(description="The client's registered keys are not usable.") from None
+
+
+def _parse_segments_strictly(assertion: str) -> None:
+    """The JWS header and payload (RFC 7515 §7.1) must be strict JSON; the rest is Authlib's."""
+    try:
+        for segment in assertion.split(".")[:2]:
+            json_input.loads(b64url_decode(segment))
+    except ValueError:  # binascii.Error, non-ASCII text and UnsafeJSON are all ValueErrors
+        raise InvalidClientError(description="Invalid JWT assertion.") from None
+
+
+def _check_named_client(claims: dict[str, Any]) -> None:
+    """RFC 7521 §4.2: a ``client_id`` parameter, if present, MUST identify the same client as
+    the assertion, whose ``iss`` and ``sub`` are the client_id (RFC 7523 §3)."""
+    for named in request.form.getlist("client_id"):
+        if named != claims.get("sub") or named != claims.get("iss"):
+            raise InvalidClientError(description="client_id does not match the client assertion.")
+
+
+def basic_credentials(header: str | None) -> tuple[str, str] | None:
+    """The (client_id, client_secret) of a Basic ``Authorization`` header; None if there is none.
+
+    RFC 7617 §2: base64 of ``user-id ":" password`` in UTF-8 (no control characters); RFC 6749
+    §2.3.1: each part form-urlencoded first. Anything else is invalid_client with 401, since the
+    client tried to authenticate with the header (RFC 6749 §5.2).
+    """
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user_id, colon, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+        credentials = unquote_plus(user_id, errors="strict"), unquote_plus(password, errors="strict")
+    except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII base64 text
+        raise _malformed_basic() from None
+    if not colon or any(CONTROL_CHARACTERS.search(part) for part in credentials):
+        raise _malformed_basic()
+    return credentials
+
+
+def _malformed_basic() -> InvalidClientError:
+    return InvalidClientError(status_code=401, description="The Basic client credentials are malformed.")
+
+
+def authenticate_client_secret_basic(query_client: Callable[[str], Client | None], request: Any) -> Client | None:
+    """Authlib's ``client_secret_basic`` hook, on :func:`basic_credentials`; a wrong or unknown
+    client answers like a wrong secret (Authlib ends the search with 401)."""
+    credentials = basic_credentials(request.headers.get("Authorization"))
+    if credentials is None:
+        return None
+    client = query_client(credentials[0])
+    return client if client is not None and client.check_client_secret(credentials[1]) else None
 
 
 def _remember(session: Session, client_id: str, jti: str, expires_at: dt.datetime) -> bool:

@@ -2,8 +2,10 @@
 
 Every hook is one of Authlib's; the rules they enforce:
 
-* a code is single use: the first redemption claims it atomically; a second one revokes
-  every token issued from it (RFC 6749 §4.1.2, RFC 9700 §4.5.3);
+* a code is single use: only a redemption that passes every check consumes it, atomically; a
+  second one revokes every token issued from it (RFC 6749 §4.1.2, RFC 9700 §4.5.3). A failed
+  one (a wrong ``code_verifier``) leaves it to its rightful holder (RFC 6749 §10.5, RFC 7636
+  §4.6), but at most ``MAX_REDEMPTION_ATTEMPTS`` verifiers are ever checked against a code;
 * a refresh token is rotated on every use; presenting a used one revokes its family
   (RFC 9700 §4.14.2);
 * the citizen's consent is re-checked whenever tokens are issued.
@@ -12,7 +14,7 @@ Every hook is one of Authlib's; the rules they enforce:
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Final
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
@@ -35,6 +37,10 @@ from idp.oauth.tokens import claim_refresh_token, revoke_family, token_hash
 from idp.services import db, services
 
 AUTH_METHODS = ["private_key_jwt", "client_secret_basic", "client_secret_post", "none"]
+# Verifiers checked against one code, from any node, however many requests race: the budget of
+# someone holding an intercepted code (a verifier has >= 256 bits; this is about never letting a
+# code be tried without end). The fifth failure burns the code.
+MAX_REDEMPTION_ATTEMPTS: Final = 5
 
 
 class ConsentCheckedTokens:
@@ -104,12 +110,19 @@ class AuthorizationCodeGrant(ConsentCheckedTokens, grants.AuthorizationCodeGrant
         ))
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        """This client's unexpired code, once an attempt at it is reserved.
+
+        The attempt is counted before the redirect URI and verifier are checked, in one conditional
+        UPDATE, so no more than MAX_REDEMPTION_ATTEMPTS are checked, across nodes and under
+        concurrency; on PostgreSQL its row lock also queues racing redemptions of the code until
+        this one commits. A redeemed code presented again revokes what was issued from it.
+        """
         session = db()
         record = session.get(AuthorizationCode, token_hash(code))
         if record is None or record.client_id != client.client_id or record.expires_at <= utcnow():
             return None
-        claimed = run(session, _CLAIM_CODE, {"hash": record.code_hash, "now": utcnow()})
-        if claimed.rowcount != 1:
+        reserved = run(session, _RESERVE_ATTEMPT, {"hash": record.code_hash, "most": MAX_REDEMPTION_ATTEMPTS})
+        if reserved.rowcount != 1:  # redeemed already, or out of attempts
             self._revoke_tokens_of_replayed(record.code_hash)
             return None
         if record.session_signed_out:
@@ -118,20 +131,34 @@ class AuthorizationCodeGrant(ConsentCheckedTokens, grants.AuthorizationCodeGrant
             return None
         return record
 
+    def create_token_response(self) -> Any:
+        """Every check has passed: only now is the code consumed (RFC 6749 §4.1.2 single use)."""
+        code: AuthorizationCode = self.request.authorization_code
+        if run(db(), _CLAIM_CODE, {"hash": code.code_hash, "now": utcnow()}).rowcount != 1:
+            self._revoke_tokens_of_replayed(code.code_hash)
+            raise InvalidGrantError("Invalid 'code' in request.")
+        return super().create_token_response()
+
     def _revoke_tokens_of_replayed(self, code_hash: str) -> None:
-        """RFC 6749 §4.1.2: a code used twice revokes what was issued from it."""
+        """RFC 6749 §4.1.2: a code used twice revokes what was issued from it (a code that was
+        never redeemed, only tried, started no family)."""
         family_id = db().scalar(select(AuthorizationCode.family_id).where(AuthorizationCode.code_hash == code_hash))
         if family_id is not None:
             revoke_family(db(), family_id, "code_replayed")
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
-        """Kept (marked redeemed) rather than deleted, so a replay can be recognised."""
+        """Kept (marked redeemed by create_token_response) rather than deleted, so a replay can be
+        recognised."""
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> Account | None:
         account = authorization_code.account
         return account if account.status == "active" else None
 
 
+_RESERVE_ATTEMPT = (update(AuthorizationCode)
+                    .where(AuthorizationCode.code_hash == bindparam("hash"), AuthorizationCode.redeemed_at.is_(None),
+                           AuthorizationCode.redemption_attempts < bindparam("most"))
+                    .values(redemption_attempts=AuthorizationCode.redemption_attempts + 1))
 _CLAIM_CODE = (update(AuthorizationCode)
                .where(AuthorizationCode.code_hash == bindparam("hash"), AuthorizationCode.redeemed_at.is_(None))
                .values(redeemed_at=bindparam("now")))

@@ -20,7 +20,7 @@ from idp.consent_ledger import ledger, record_disclosure
 from idp.db import utcnow
 from idp.login_sessions import record_participant
 from idp.models import AccessToken, Client, RefreshToken
-from idp.oauth.client_auth import PrivateKeyJWT
+from idp.oauth.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
 from idp.oauth.grants import AUTH_METHODS, AuthorizationCodeGrant, OpenIDCode, RefreshTokenGrant, S256CodeChallenge
 from idp.oauth.tokens import (
     LiveAccessToken,
@@ -189,6 +189,7 @@ def create_authorization_server() -> AuthorizationServer:
     server = AuthorizationServer(query_client=query_client, save_token=save_token)
     server.register_token_generator("default", generate_token)
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
+    server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)  # replaces Authlib's
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])
     server.register_grant(RefreshTokenGrant)
     server.register_endpoint(RevocationEndpoint)

@@ -73,6 +73,23 @@ def test_error_pages_and_protocol_errors_carry_them_too(client: FlaskClient) -> 
         assert_security_headers(response, response.status)
 
 
+@pytest.mark.parametrize("accept", ["text/html", "application/json"])
+def test_every_405_names_the_allowed_methods(app: Flask, client: FlaskClient, accept: str) -> None:
+    """RFC 9110 §15.5.6: a 405 MUST carry Allow, whether the error is a page or JSON."""
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        allowed = set(rule.methods or ()) - {"HEAD", "OPTIONS"}
+        refused = next(method for method in ("DELETE", "PATCH", "PUT", "POST") if method not in allowed)
+        path = re.sub(r"<int:\w+>", "1", re.sub(r"<(?:string:|path:)?\w+>", "x", rule.rule))
+        response = client.open(path, method=refused, headers={"Accept": accept})
+        if response.status_code != 405:  # another rule on the same path takes the method
+            continue
+        checked += 1
+        named = {method.strip() for method in response.headers.get("Allow", "").split(",")}
+        assert allowed <= named, f"{refused} {path}: Allow {response.headers.get('Allow')!r}"
+    assert checked > 30
+
+
 def test_every_cookie_of_a_whole_flow_is_httponly_and_samesite(client: FlaskClient, rp: RegisteredClient,
                                                                citizen: Account) -> None:
     query = flows.authorize_params(rp, flows.pkce())

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from consent.delegation_models import Delegation
 from consent.ledger import Ledger
 from consent.models import Consent
-from consent.pseudonyms import pseudonym_for
 from idp.cli_delegation import _describe
 from idp.db import utcnow
 from idp.dependents import COOLING_OFF, create_dependent
@@ -86,8 +85,7 @@ def test_a_parent_acting_for_a_child_is_asked_for_the_child_and_no_invented_clai
     assert info["given_name"] == "Kit" and info["birthdate"]
     kept = db_session.scalar(select(Consent).where(Consent.account_id == parent.principal_id))
     assert kept is not None and kept.granted == {"profile"}  # a real consent row, for the child
-    child_pseudonym = pseudonym_for(db_session, parent.principal_id)
-    entries = [item.entry for item in ledger.entries_of(db_session, child_pseudonym)]
+    entries = [item.entry for item in ledger.record_of(db_session, parent.principal_id)]
     assert [e["scopes"] for e in entries if e["type"] == "consent.granted"] == [["profile"]]
     disclosed = [e for e in entries if e["type"] == "disclosure"]
     assert disclosed and all(e["basis"] == "consent" and "email" not in e["claims"] for e in disclosed)

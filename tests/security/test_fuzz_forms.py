@@ -11,6 +11,12 @@ random and known field names, missing fields, duplicated fields (a MultiDict), o
 ``application/x-www-form-urlencoded`` body. Path parameters get a real interaction (from a real
 /authorize request) where the route takes one, and random text otherwise.
 
+Parser-breaking encodings get two runs of their own (tests/security/hostile.py), each example
+hostile in every channel at once: a valid authorization request whose JSON-valued parameters
+(``claims``) hold deeply nested or lone-surrogate JSON, sent with HTTP Basic credentials that
+are not UTF-8 or not base64; and ``application/json`` bodies (with the CSRF header the ceremony
+endpoints need) that are nested past any recursion limit, hold lone surrogates, or are not UTF-8.
+
 Assertions: status < 500; a redirect goes to a local path or to a registered redirect URI.
 
 No route is exempt (EXEMPT is empty and a test keeps it honest). FUZZ_EXAMPLES bounds the
@@ -37,10 +43,16 @@ from idp.models import Account
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 from tests.idp.flows import RegisteredClient
+from tests.security.hostile import hostile_basic_header, hostile_json_body, hostile_json_text, server_recursion_limit
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
+
+
+def _settings(examples: int) -> settings:
+    return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=list(HealthCheck))
+
+
 OVERSIZED = 100_000  # bytes; the provider refuses bodies over 64 kB
 # Routes deliberately left out of this fuzzing, with the reason. Empty: every POST route is fuzzed.
 EXEMPT: dict[str, str] = {}
@@ -50,18 +62,22 @@ FIELDS = ["csrf_token", "email", "password", "current_password", "confirm", "cod
           "phone_number", "name", "decision", "scope", "choice", "who", "interaction", "mode", "type", "day",
           "month", "year", "token", "access_token", "grant_type", "login_hint", "next", "redirect_uri",
           "post_logout_redirect_uri", "id_token_hint", "client_id", "state", "onward", "services", "agency",
-          "details", "end-day", "end-month", "end-year", "x", "__proto__"]
+          "details", "end-day", "end-month", "end-year", "claims", "authorization_details", "x", "__proto__"]
+# Parameters whose value is itself JSON text (OIDC Core §5.5): the hostile runs fill them all.
+JSON_FIELDS = ["claims"]
+# Enough of a token, introspection and revocation request that client authentication is reached.
+TOKEN_FIELDS = {"grant_type": "authorization_code", "code": "x", "code_verifier": "x" * 43, "token": "x"}
 TRICKY = ["", " ", "allow", "deny", "openid", "\x00", "é", "'\"<>&", "../../", "//evil.example/",
           "https://evil.example/cb", "-1", "99999999999999999999", "0", "true", "null", "[]", "{}", "%ff", "\u202e"]
 values = st.one_of(st.sampled_from(TRICKY), st.text(max_size=40),
-                   st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=20))
+                   st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=20), hostile_json_text)
 names = st.one_of(st.sampled_from(FIELDS), st.text(min_size=1, max_size=12))
 pairs = st.lists(st.tuples(names, values), max_size=10)
 duplicated = st.tuples(st.sampled_from(FIELDS), st.lists(values, min_size=2, max_size=4)).map(
     lambda item: [(item[0], value) for value in item[1]])
 
 
-def _form_body(csrf: str | None) -> st.SearchStrategy[dict[str, object]]:
+def _form_body(rp: RegisteredClient, csrf: str | None) -> st.SearchStrategy[dict[str, object]]:
     """Keyword arguments for ``client.post``: the form in one of its malformed shapes."""
     def form(fields: list[tuple[str, str]]) -> dict[str, object]:
         fields = [(name, value) for name, value in fields if name != "csrf_token" or csrf is None]
@@ -87,6 +103,21 @@ def _form_body(csrf: str | None) -> st.SearchStrategy[dict[str, object]]:
         non_utf8.map(raw),                                    # raw non-UTF-8 urlencoded body
         st.just({"data": {}}),                                # empty form
     )
+
+
+def _hostile_form(rp: RegisteredClient, csrf: str | None) -> st.SearchStrategy[dict[str, object]]:
+    """A valid authorization request with hostile JSON in every JSON-valued parameter, and
+    hostile Basic credentials (reaching /authorize's claims parsing and every client authentication)."""
+    def form(item: tuple[str, dict[str, str]]) -> dict[str, object]:
+        fields = flows.authorize_params(rp, flows.pkce()) | TOKEN_FIELDS | dict.fromkeys(JSON_FIELDS, item[0])
+        return {"data": fields | ({"csrf_token": csrf} if csrf is not None else {}), "headers": item[1]}
+    return st.tuples(hostile_json_text, hostile_basic_header).map(form)
+
+
+def _hostile_json(rp: RegisteredClient, csrf: str | None) -> st.SearchStrategy[dict[str, object]]:
+    """A hostile ``application/json`` body, with the CSRF header the script endpoints check."""
+    headers = {"X-CSRF-Token": csrf} if csrf is not None else {}
+    return hostile_json_body.map(lambda body: {"data": body, "content_type": "application/json", "headers": headers})
 
 
 def post_rules(app: Flask) -> list[Rule]:
@@ -117,7 +148,11 @@ def _path(rule: Rule, client: FlaskClient, rp: RegisteredClient, filler: str) ->
     return rule.build(arguments, append_unknown=False)[1]  # type: ignore[union-attr]
 
 
-def _fuzz(app: Flask, rp: RegisteredClient, citizen: Account, rule: Rule, *, with_csrf: bool) -> None:
+Bodies = Callable[[RegisteredClient, "str | None"], st.SearchStrategy[dict[str, object]]]
+
+
+def _fuzz(app: Flask, rp: RegisteredClient, citizen: Account, rule: Rule, *, with_csrf: bool,
+          bodies: Bodies = _form_body, examples: int = EXAMPLES) -> None:
     registered = set(rp.model.redirect_uris) | set(rp.model.post_logout_redirect_uris or [])
 
     def sign_in() -> tuple[FlaskClient, str]:
@@ -127,14 +162,15 @@ def _fuzz(app: Flask, rp: RegisteredClient, citizen: Account, rule: Rule, *, wit
 
     state: dict[str, tuple[FlaskClient, str]] = {"browser": sign_in()}
 
-    @FUZZ
+    @_settings(examples)
     @given(filler=st.one_of(st.just("x"), st.just("1"), st.text(min_size=1, max_size=20)), data=st.data())
     def run(filler: str, data: st.DataObject) -> None:
         browser, token = state["browser"]
-        body = data.draw(_form_body(token if with_csrf else data.draw(st.none() | st.just("forged"))))
+        body = data.draw(bodies(rp, token if with_csrf else data.draw(st.none() | st.just("forged"))))
         path = _path(rule, browser, rp, filler)
-        response: TestResponse = browser.post(path, **body)
-        context = f"POST {path} {body!r:.300}"
+        with server_recursion_limit():
+            response: TestResponse = browser.post(path, **body)
+        context = f"POST {path} {body!r:.300} {body.get('headers')!r:.200}"
         assert response.status_code < 500, f"{context} -> {response.status_code}"
         if len(body.get("data") or b"") and _oversized(body):
             assert 400 <= response.status_code < 500, context
@@ -178,3 +214,10 @@ test_every_post_route_with_a_valid_csrf_token = _each_rule(
     lambda app, rp, citizen, rule: _fuzz(app, rp, citizen, rule, with_csrf=True))
 test_every_post_route_without_a_valid_csrf_token = _each_rule(
     lambda app, rp, citizen, rule: _fuzz(app, rp, citizen, rule, with_csrf=False))
+# Hostile encodings: twice the examples, since each draws its depth and its kind of damage.
+test_every_post_route_with_hostile_json_parameters_and_basic_credentials = _each_rule(
+    lambda app, rp, citizen, rule: _fuzz(app, rp, citizen, rule, with_csrf=True, bodies=_hostile_form,
+                                         examples=2 * EXAMPLES))
+test_every_post_route_with_hostile_json_bodies = _each_rule(
+    lambda app, rp, citizen, rule: _fuzz(app, rp, citizen, rule, with_csrf=True, bodies=_hostile_json,
+                                         examples=2 * EXAMPLES))
