@@ -91,9 +91,10 @@ def test_the_code_exchange_runs_a_fixed_small_number_of_statements(
     code = flows.get_code(client, rp, challenge, scope="openid email offline_access")["code"]
     response, seen = statements.during(lambda: flows.exchange_code(client, rp, code, challenge.verifier))
     assert response.status_code == 200
-    # client, jti, code (read with its session's sid, claim), consent (read, last used), family,
-    # code→family, participant (insert unless there), access and refresh token
-    assert_budget(seen, protocol=11, ledger=LEDGER_APPEND)
+    # client, jti, code (read with its session's sid and end), attempt reserved (at most 5 verifiers
+    # per code), claim, consent (read, last used), family, code→family, participant (insert unless
+    # there), access and refresh token
+    assert_budget(seen, protocol=12, ledger=LEDGER_APPEND)
 
 
 def test_a_refresh_runs_a_fixed_small_number_of_statements(
