@@ -238,7 +238,8 @@ def _exchange(operation: _Operation[Reply], parts: SplitResult, port: int, polic
     connection = _PinnedConnection(parts, port, _connect(operation, addresses, port))
     try:
         _send(connection, parts, port, form)
-        return _read(operation, connection.getresponse())
+        with connection.getresponse() as response:
+            return _read(operation, response)
     finally:
         connection.close()
 
