@@ -273,9 +273,6 @@ def _send(connection: _PinnedConnection, parts: SplitResult, port: int, form: Ma
 def _read(operation: _Operation[Reply], response: http.client.HTTPResponse) -> Reply:
     if 300 <= response.status < 400:
         raise FetchFailed(f"answered with a redirect (HTTP {response.status}), which is not followed")
-    length = response.getheader("Content-Length", "")
-    if length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise FetchFailed(f"answered with more than {MAX_BODY_BYTES} bytes")
     operation.remaining()
     body = response.read(MAX_BODY_BYTES + 1)
     if len(body) > MAX_BODY_BYTES:

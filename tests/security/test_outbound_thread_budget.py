@@ -100,9 +100,13 @@ def _token_request(target: Target, client_id: str, key: ECKey, outcomes: list[tu
               "iat": now, "exp": now + 60}
     assertion = jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key)
     started = time.monotonic()
-    response = requests.post(f"{target.node.url}/token", timeout=30, data={
-        "grant_type": "authorization_code", "code": "x", "redirect_uri": "https://rp.example/cb",
-        "code_verifier": "x" * 43, "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion})
+    try:
+        response = requests.post(f"{target.node.url}/token", timeout=30, data={
+            "grant_type": "authorization_code", "code": "x", "redirect_uri": "https://rp.example/cb",
+            "code_verifier": "x" * 43, "client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion})
+    except requests.RequestException:
+        outcomes.append((0, time.monotonic() - started))  # no answer at all: counted as a failure below
+        return
     outcomes.append((response.status_code, time.monotonic() - started))
 
 

@@ -29,6 +29,8 @@ from idp.app import create_app
 from idp.backchannel import BackchannelSender
 from idp.config import Settings
 from idp.models import Agency, OutboxMessage
+from idp.oauth.client_auth import CLIENT_KEYS
+from idp.oauth.client_keys import KeysUnavailable
 from idp.outbound import (
     DEADLINE_SECONDS,
     MAX_OPERATIONS,
@@ -273,3 +275,21 @@ def test_registration_in_development_allows_loopback_but_not_private_addresses(c
     assert _register(client, db_session, jwks_uri="http://127.0.0.1:8080/jwks").status_code == 201
     response = _register(client, db_session, jwks_uri="https://10.1.2.3/jwks")
     assert response.status_code == 400 and response.get_json()["error"] == "invalid_client_metadata"
+
+
+def test_one_fetch_per_client_is_in_flight_and_the_others_fail_at_once(hostile: HostileServer) -> None:
+    outcomes: list[str] = []
+
+    def attempt() -> None:
+        try:
+            CLIENT_KEYS.keys("one-client", hostile.url("/trickle"), DEVELOPMENT_DESTINATIONS)
+        except (KeysUnavailable, OutboundBusy) as error:
+            outcomes.append(type(error).__name__)
+
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=DEADLINE_SECONDS + 5)
+    assert sorted(outcomes) == ["KeysUnavailable", "OutboundBusy", "OutboundBusy", "OutboundBusy"]
+    assert hostile.hits["/trickle"] == 1
