@@ -89,7 +89,7 @@ def handle_database_unavailable(error: DBAPIError) -> Response:
 def handle_outbound_busy(error: OutboundBusy) -> Response:
     """idp/outbound.py: every outbound slot is taken; answer at once rather than wait for one."""
     log.warning("outbound request refused: %s", error)
-    message = f"The service is busy fetching from other clients ({error}). Please try again shortly."
+    message = f"The service cannot make an outbound request just now: {error}. Please try again shortly."
     if wants_json():
         response = jsonify(error="temporarily_unavailable", error_description=message)
         response.status_code = 503

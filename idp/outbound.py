@@ -175,7 +175,7 @@ class _Operation(Generic[T]):
         with self.lock:
             self.cancelled = True
             for sock in self.sockets:
-                _quietly(lambda s=sock: s.shutdown(socket.SHUT_RDWR))
+                _shut_down(sock)
 
     def run(self) -> None:
         try:
@@ -214,9 +214,9 @@ def _bounded(work: Callable[[_Operation[T]], T]) -> T:
     return operation.result  # type: ignore[return-value]  # set whenever error is None
 
 
-def _quietly(action: Callable[[], object]) -> None:
+def _shut_down(sock: socket.socket) -> None:
     try:
-        action()
+        sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass  # already closed: nothing left to interrupt
 
