@@ -89,7 +89,7 @@ def record_decision(
     consent.purpose, consent.expires_at = purpose, now + dt.timedelta(days=days)
     session.flush()
     ledger.append(session, EventType.CONSENT_GRANTED, {
-        "subject": pseudonym_for(session, account_id), "agency": agency_id, "client": client_id,
+        "subject": pseudonym_for(session, account_id, agency_id), "agency": agency_id, "client": client_id,
         "scopes": sorted(consent.granted), "denied": sorted(consent.denied), "purpose": purpose,
         "expires": format_time(consent.expires_at),
     })
@@ -107,7 +107,8 @@ def withdraw_consent(session: Session, account_id: str, agency_id: str, *, ledge
     _claim(session, consent, withdrawn_at=now)
     revoke_tokens.revoke(session, account_id, agency_id)
     ledger.append(session, EventType.CONSENT_WITHDRAWN, {
-        "subject": pseudonym_for(session, account_id), "agency": agency_id, "scopes": sorted(consent.granted),
+        "subject": pseudonym_for(session, account_id, agency_id), "agency": agency_id,
+        "scopes": sorted(consent.granted),
     })
     return consent
 
@@ -124,8 +125,8 @@ def expire_consents(session: Session, *, ledger: Ledger, now: dt.datetime | None
     for consent in session.scalars(due).all():
         if _claim(session, consent, expired_at=now, must_be_due=now):
             ledger.append(session, EventType.CONSENT_EXPIRED, {
-                "subject": pseudonym_for(session, consent.account_id), "agency": consent.agency_id,
-                "scopes": sorted(consent.granted),
+                "subject": pseudonym_for(session, consent.account_id, consent.agency_id),
+                "agency": consent.agency_id, "scopes": sorted(consent.granted),
             })
             count += 1
     return count

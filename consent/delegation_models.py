@@ -27,6 +27,8 @@ REASONS = (
     "request_lapsed", "suspended_by_operator", "dependent_came_of_age", "resumed", "renewed",
     "young_person_consented",
 )
+# How a young person's agreement that their parent keeps helping was given (docs/delegation.md).
+AGREEMENT_ASSURANCES = ("handover_password", "handover_passkey")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -53,6 +55,8 @@ class Delegation(Base):
                         name="invitation_has_link"),
         CheckConstraint("parent_id IS NULL OR may_delegate_onward = false", name="one_hop_only"),
         CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_its_own_parent"),
+        CheckConstraint("continued_assurance IS NULL OR " + _in("continued_assurance", AGREEMENT_ASSURANCES),
+                        name="continued_assurance"),
         # The sign-in path: whom may this delegate act for (and check one principal).
         Index("ix_delegations_delegate_id_status_principal_id", "delegate_id", "status", "principal_id"),
         Index("ix_delegations_principal_id_status", "principal_id", "status"),
@@ -91,6 +95,7 @@ class Delegation(Base):
     # A ``parent`` delegation past the configured age: when the young person, from their own
     # account, agreed that it continues (delegation.md "Review / expire").
     continued_at: Mapped[dt.datetime | None]
+    continued_assurance: Mapped[str | None] = mapped_column(String(30))  # AGREEMENT_ASSURANCES
 
     @property
     def scope_set(self) -> frozenset[str] | None:
@@ -103,8 +108,13 @@ class Delegation(Base):
         return self.status == "active" and self.starts_at <= now and (self.ends_at is None or now < self.ends_at)
 
     def summary(self) -> dict[str, Any]:
-        """The ``delegation`` claim (delegation.md "What agencies receive")."""
-        return {"id": self.id, "type": self.type, "mode": self.mode}
+        """The ``delegation`` claim (delegation.md "What agencies receive"); for a ``parent`` delegation
+        the young person agreed to continue, ``young_person_agreement`` says how that agreement was
+        given (docs/delegation.md "A young person's agreement")."""
+        claim: dict[str, Any] = {"id": self.id, "type": self.type, "mode": self.mode}
+        if self.continued_assurance is not None:
+            claim["young_person_agreement"] = self.continued_assurance
+        return claim
 
 
 # The delegation an onward one was passed on from, for joins. Made once: building an alias (and

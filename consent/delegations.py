@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import re
 import secrets
 from collections.abc import Iterable
@@ -31,11 +30,14 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from consent.delegation_models import MODES, UPSTREAM, Delegation, DelegationChange
-from consent.errors import DelegationInvalid, DelegationNotFound, DelegationStateError, InvitationUnusable
+from consent.errors import (DelegationInvalid, DelegationNotFound, DelegationStateError, InvitationForSomeoneElse,
+                            InvitationUnusable)
 from consent.events import EventType, format_time
 from consent.ledger import Ledger
 from consent.pseudonyms import pseudonym_for
+from idp.contact_details import InvalidEmailAddress, email_address
 from idp.db import utcnow
+from keys.digests import secret_digest
 
 INVITATION_DAYS = 7
 REQUEST_DAYS = 14
@@ -90,10 +92,6 @@ def actor(account_id: str) -> str:
     return f"account:{account_id}"
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def default_end(now: dt.datetime) -> dt.datetime:
     return now + dt.timedelta(days=365 * DEFAULT_MONTHS // 12)
 
@@ -123,9 +121,10 @@ def invite_delegate(session: Session, principal_id: str, email: str, terms: Term
     now = now or utcnow()
     if parent is None and terms.type not in ("carer", "family"):
         raise DelegationInvalid("Invite a carer or a family member.")
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 320 or " " in email:
-        raise DelegationInvalid("Enter an email address in the correct format, like name@example.com", "email")
+    try:
+        email = email_address(email)
+    except InvalidEmailAddress as error:
+        raise DelegationInvalid(str(error), "email") from None
     if parent is not None:
         _one_onward_only(session, parent)
     if parent is not None and terms.ends_at is None:
@@ -133,7 +132,7 @@ def invite_delegate(session: Session, principal_id: str, email: str, terms: Term
     terms = narrowed(parent, check_terms(terms, now), now) if parent else check_terms(terms, now)
     token = secrets.token_urlsafe(32)
     delegation = _new(session, principal_id, None, terms, status="invited", reason="invited",
-                      by=by or actor(principal_id), now=now, invite_email=email, token_hash=token_hash(token),
+                      by=by or actor(principal_id), now=now, invite_email=email, token_hash=secret_digest(token),
                       pending_until=now + dt.timedelta(days=INVITATION_DAYS), parent=parent)
     # The invitee is not known until they accept: the entry names them by a one-off pseudonym.
     _record(session, ledger, EventType.DELEGATION_INVITED, delegation, delegate=secrets.token_urlsafe(16))
@@ -260,11 +259,13 @@ def transition(session: Session, delegation: Delegation, name: str, *, by: str, 
 
 def continue_for_young_person(session: Session, delegation: Delegation, principal_id: str, *, ledger: Ledger,
                               effects: DelegationEffects | None, comes_of_age: dt.datetime | None = None,
-                              note: str | None = None, now: dt.datetime | None = None) -> Delegation:
+                              note: str | None = None, assurance: str | None = None,
+                              now: dt.datetime | None = None) -> Delegation:
     """delegation.md "Review / expire": a ``parent`` delegation goes on past the configured age only
     if the young person, signed in to their own account, agrees. It then needs renewing like a
     family member's, 12 months after the age is reached (or after today, if later), so agreeing
-    early never shortens it; one paused by our staff stays paused."""
+    early never shortens it; one paused by our staff stays paused. ``assurance``: how the agreement
+    was given (``AGREEMENT_ASSURANCES``), decided by the caller, which knows the sign-in."""
     now = now or utcnow()
     if delegation.type != "parent" or delegation.principal_id != principal_id:
         raise DelegationInvalid("Only the young person can agree that their parent keeps helping them.")
@@ -274,7 +275,7 @@ def continue_for_young_person(session: Session, delegation: Delegation, principa
     ends_at = default_end(max(now, comes_of_age or now))
     return transition(session, delegation, "continue", by=actor(principal_id), reason="young_person_consented",
                       ledger=ledger, effects=effects, now=now, when=paused_for_age, note=note, continued_at=now,
-                      ends_at=ends_at, reminded_at=None)
+                      continued_assurance=assurance, ends_at=ends_at, reminded_at=None)
 
 
 def _end_onward(session: Session, delegation: Delegation, *, ledger: Ledger, effects: DelegationEffects | None,
@@ -290,10 +291,7 @@ def _end_onward(session: Session, delegation: Delegation, *, ledger: Ledger, eff
 def accept_invitation(session: Session, token: str, delegate_id: str, delegate_email: str, *, ledger: Ledger,
                       effects: DelegationEffects | None, now: dt.datetime | None = None) -> Delegation:
     """invited → active, by the person the link was emailed to, within 7 days, once."""
-    delegation = invitation(session, token, now)
-    if delegation.invite_email != delegate_email.strip().lower():
-        raise DelegationInvalid("This invitation was sent to a different email address. "
-                                "Sign in with the address it was sent to.")
+    delegation = invitation_for(session, token, delegate_email, now)
     _not_self(delegate_id, delegation.principal_id)
     if delegation.parent_id is not None:
         parent = session.get(Delegation, delegation.parent_id)
@@ -303,18 +301,32 @@ def accept_invitation(session: Session, token: str, delegate_id: str, delegate_e
                       effects=effects, now=now, delegate_id=delegate_id)
 
 
-def decline_invitation(session: Session, token: str, *, by: str, ledger: Ledger, effects: DelegationEffects | None,
-                       now: dt.datetime | None = None) -> Delegation:
-    delegation = invitation(session, token, now)
+def decline_invitation(session: Session, token: str, delegate_email: str, *, by: str, ledger: Ledger,
+                       effects: DelegationEffects | None, now: dt.datetime | None = None) -> Delegation:
+    """invited → declined, by the person the link was emailed to (as accepting is)."""
+    delegation = invitation_for(session, token, delegate_email, now)
     return transition(session, delegation, "decline", by=by, reason="declined", ledger=ledger, effects=effects,
                       now=now)
+
+
+def invitation_for(session: Session, token: str, email: str, now: dt.datetime | None = None) -> Delegation:
+    """The invitation a link is for, if ``email`` (the signed-in person's) is the address it was sent
+    to: the one check behind the invitation page, Accept and Decline. Anyone else holding the link
+    gets InvitationForSomeoneElse, which names neither the principal nor the terms."""
+    delegation = invitation(session, token, now)
+    if delegation.invite_email != email.strip().lower():
+        raise InvitationForSomeoneElse(
+            "This invitation was sent to a different email address from the one you are signed in with. "
+            "Sign out, then open the link again and sign in (or create an account) with the email address "
+            "the invitation was sent to. If you were not expecting an invitation, you can ignore it.")
+    return delegation
 
 
 def invitation(session: Session, token: str, now: dt.datetime | None = None) -> Delegation:
     """The invitation a link is for: InvitationUnusable if unknown, used, or older than 7 days."""
     if not token or len(token) > 100:
         raise InvitationUnusable("This link is not valid.")
-    delegation = session.scalar(select(Delegation).where(Delegation.token_hash == token_hash(token)))
+    delegation = session.scalar(select(Delegation).where(Delegation.token_hash == secret_digest(token)))
     if delegation is None:
         raise InvitationUnusable("This link is not valid.")
     if delegation.status != "invited":
@@ -382,10 +394,12 @@ def changes(session: Session, delegation_id: str) -> list[DelegationChange]:
 
 def _record(session: Session, ledger: Ledger, event: EventType, delegation: Delegation,
             delegate: str | None = None) -> None:
+    # docs/consent-ledger.md "Pseudonyms": a delegation concerns no one agency (it may cover several),
+    # so both people are named in the service's own context (agency None).
     fields: dict[str, object] = {
-        "principal": pseudonym_for(session, delegation.principal_id),
+        "principal": pseudonym_for(session, delegation.principal_id, None),
         # An invitee who has not accepted is not known: a one-off pseudonym names them.
-        "delegate": delegate or (pseudonym_for(session, delegation.delegate_id) if delegation.delegate_id
+        "delegate": delegate or (pseudonym_for(session, delegation.delegate_id, None) if delegation.delegate_id
                                  else secrets.token_urlsafe(16)),
         "delegation": delegation.id,
     }

@@ -29,10 +29,6 @@ class LedgerCorrupt(LedgerError):
     """Stored ledger data is missing or inconsistent (found while serving, not by an audit)."""
 
 
-class LedgerKeyMissing(LedgerError):
-    """There is no current ledger signing key (run ``Keyring.ensure``)."""
-
-
 class DelegationError(ConsentError):
     """Base class for delegation errors; ``status`` is the HTTP status a page shows it with."""
 
@@ -64,6 +60,13 @@ class InvitationUnusable(DelegationError):
     """An invitation link that is unknown, already used, or past its 7 days."""
 
     status = 410
+
+
+class InvitationForSomeoneElse(DelegationError):
+    """An invitation opened, accepted or declined by a signed-in person it was not sent to: they
+    learn nothing of it (not who sent it, not its terms) and can change nothing."""
+
+    status = 403
 
 
 class NotAllowedToAct(DelegationError):

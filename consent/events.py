@@ -1,8 +1,10 @@
 """The ledger's event types, the fields each carries, and the canonical entry (consent-ledger.md).
 
-An entry is ``{"v": 1, "seq": …, "time": …, "type": …, <fields>}``; its leaf is the RFC 8785
+An entry is ``{"v": 2, "seq": …, "time": …, "type": …, <fields>}``; its leaf is the RFC 8785
 (JCS) canonical JSON, UTF-8. People are named only by ledger pseudonym, under the keys in
-``PERSON_FIELDS``; agencies and clients by their ids. Delegation events are declared now so
+``PERSON_FIELDS``; agencies and clients by their ids. ``v`` 2 entries name people by pairwise
+pseudonyms (consent/pseudonyms.py); ``v`` 1 entries, appended before revision 0010 and never
+rewritten, by one pseudonym across all agencies. Delegation events are declared now so
 that their entries already have a fixed shape when delegation lands.
 """
 
@@ -17,7 +19,7 @@ import rfc8785
 
 from consent.errors import InvalidEvent
 
-ENTRY_VERSION = 1
+ENTRY_VERSION = 2  # 2: pairwise pseudonyms (docs/consent-ledger.md "Migrating to pairwise pseudonyms")
 ENVELOPE = frozenset({"v", "seq", "time", "type"})
 PERSON_FIELDS = ("subject", "principal", "delegate")  # values are ledger pseudonyms
 MAX_SAFE_INTEGER = 2**53 - 1

@@ -20,9 +20,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from consent import merkle, notes, tree
-from consent.errors import LedgerKeyMissing, ProofRequestInvalid
+from consent.errors import LedgerCorrupt, ProofRequestInvalid
 from consent.events import EventType, build_entry, canonical, people_in
 from consent.models import LedgerCheckpoint, LedgerEntry, LedgerReceipt, LedgerSubject
+from consent.pseudonyms import record_pseudonyms
 from consent.verify import RECEIPT_TYP, VerifierKey, leaf_hash
 from idp.db import utcnow
 
@@ -35,7 +36,10 @@ class SigningKey(Protocol):
 
 
 class LedgerKeys(Protocol):
-    """Where the ledger's Ed25519 keys come from (``keys.keyring.Keyring`` in the service)."""
+    """Where the ledger's Ed25519 keys come from (``keys.keyring.Keyring`` in the service).
+
+    ``ledger_signing_key`` raises the port's own error when there is no current key (the keyring's
+    ``NoSigningKeyError``, which the service answers with a 503); the ledger lets it through."""
 
     def ledger_signing_key(self, session: Session) -> SigningKey: ...
 
@@ -127,12 +131,9 @@ class Ledger:
         return dataclasses.replace(head, checkpoint_size=head.size, checkpoint_at=now)
 
     def _signing_key(self, session: Session) -> SigningKey:
-        try:
-            key = self.keys.ledger_signing_key(session)
-        except Exception as error:  # the keyring's own NoSigningKeyError, kept out of this package
-            raise LedgerKeyMissing(str(error)) from error
+        key = self.keys.ledger_signing_key(session)  # a missing key: the keys port's own error, mapped by idp
         if not isinstance(key.private_key, Ed25519PrivateKey):
-            raise LedgerKeyMissing("the ledger key is not an Ed25519 key")
+            raise LedgerCorrupt("the ledger key is not an Ed25519 key")
         return key
 
     # -- reads -----------------------------------------------------------------------------------
@@ -168,10 +169,17 @@ class Ledger:
             raise ProofRequestInvalid(f"need 0 <= start < end <= {size} and at most {MAX_RANGE} entries")
         return self._load(session, LedgerEntry.seq >= start, LedgerEntry.seq < end)
 
-    def entries_of(self, session: Session, pseudonym: str) -> list[StoredEntry]:
-        """Every entry naming the pseudonym, oldest first (a citizen's own record)."""
-        seqs = select(LedgerSubject.seq).where(LedgerSubject.pseudonym == pseudonym)
+    def entries_of(self, session: Session, *pseudonyms: str) -> list[StoredEntry]:
+        """Every entry naming any of the pseudonyms, oldest first."""
+        if not pseudonyms:
+            return []
+        seqs = select(LedgerSubject.seq).where(LedgerSubject.pseudonym.in_(pseudonyms))
         return self._load(session, LedgerEntry.seq.in_(seqs))
+
+    def record_of(self, session: Session, account_id: str) -> list[StoredEntry]:
+        """A citizen's own record: the entries under each of their pairwise pseudonyms and their
+        legacy one (docs/consent-ledger.md "Pseudonyms"); nothing once they are erased."""
+        return self.entries_of(session, *record_pseudonyms(session, account_id))
 
     def _load(self, session: Session, *conditions: Any) -> list[StoredEntry]:
         query = (

@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from idp.contact_details import InvalidEmailAddress, email_address, name_problem
 from idp.models import Account
 from idp.password_policy import password_problem
 from idp.passwords import hash_password
@@ -19,11 +20,14 @@ class AccountError(ValueError):
 def create_account(session: Session, *, email: str, given_name: str, family_name: str, password: str | None,
                    birthdate: dt.date | None = None) -> Account:
     """A verified account; ``password`` None means the citizen will sign in with a passkey."""
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 320:
-        raise AccountError("Enter an email address, like name@example.com")
+    try:
+        email = email_address(email)
+    except InvalidEmailAddress as error:
+        raise AccountError(str(error)) from None
     if not given_name.strip() or not family_name.strip():
         raise AccountError("Enter a given name and a family name")
+    if problem := name_problem(given_name) or name_problem(family_name):
+        raise AccountError(problem)
     if password is not None and (problem := password_problem(password, email=email)):
         raise AccountError(problem)
     if session.scalar(select(Account.id).where(Account.email == email)) is not None:

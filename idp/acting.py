@@ -12,38 +12,52 @@ import dataclasses
 from typing import Any
 
 from flask import g
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from consent.acting import ActingGrant, act_for, actors_of
+from consent.acting import VIEW_SCOPES, ActingGrant, act_for, actors_of, allowed_by
 from consent.consents import SCOPES_WITHOUT_CONSENT
 from consent.delegation_models import UPSTREAM, Delegation
 from consent.events import EventType
 from consent.ledger import Ledger
 from consent.models import Consent
-from consent.pseudonyms import pseudonym_for
+from consent.pseudonyms import delegation_reference, pseudonym_for
 from idp.db import utcnow
-from idp.dependents import is_dependent_address
+from idp.dependents import is_dependent
 from idp.models import Account, Client, LoginSession, TokenFamily
 
 
 def principal_allows(session: Session, client: Client) -> Any:
-    """The scope filter for ``act_for``: the principal's standing consent (never asked for here)."""
+    """The scope filter for ``act_for``: the principal's standing consent. For a child profile that
+    is the consent its parent gave on the consent page, for the child (``parent_decides``)."""
 
     def allows(principal_id: str, scopes: set[str]) -> set[str]:
-        # One round trip for the principal and their consent to the agency (the sign-in path).
-        row = session.execute(select(Account.email, Consent).outerjoin(Consent, and_(
-            Consent.account_id == Account.id, Consent.agency_id == client.agency_id))
-            .where(Account.id == principal_id)).first()
-        email, consent = row if row is not None else (None, None)
-        # A dependent cannot consent; the parent, holding parental responsibility, decides for them
-        # (delegation.md ``parent``), and every disclosure is still logged at issuance.
-        if client.statutory_basis or (email is not None and is_dependent_address(email)):
+        consent = session.scalar(select(Consent).where(Consent.account_id == principal_id,
+                                                       Consent.agency_id == client.agency_id))
+        if client.statutory_basis:
             return scopes & set(client.scope.split())
         granted = consent.granted if consent is not None and consent.is_active(utcnow()) else frozenset()
         return scopes & (set(granted) | SCOPES_WITHOUT_CONSENT)
 
     return allows
+
+
+def parent_decides(session: Session, grant: ActingGrant) -> Account | None:
+    """The child profile a parent is acting for, or None. A child profile cannot consent, so the
+    parent (holding parental responsibility, delegation.md ``parent``) is asked on the consent page,
+    in their own words about the child, and their answer is the child's consent. A young person with
+    their own account decides for themselves, like any principal."""
+    if grant.delegation.type != "parent":
+        return None
+    principal = session.get(Account, grant.principal_id)
+    return principal if principal is not None and is_dependent(principal) else None
+
+
+def scopes_to_ask_for(session: Session, grant: ActingGrant, requested: list[str]) -> list[str]:
+    """What the parent is asked about: the request, within what the delegation covers."""
+    limit = allowed_by(session, grant.delegation)
+    wanted = [scope for scope in requested if limit is None or scope in limit]
+    return [scope for scope in wanted if scope in VIEW_SCOPES] if grant.delegation.mode == "view" else wanted
 
 
 def grant_for(session: Session, client: Client, delegation_id: str, actor_id: str, scopes: list[str]) -> ActingGrant:
@@ -71,10 +85,13 @@ def acting_claims(session: Session, client: Client, delegation_id: str | None) -
 
 def record_acting(session: Session, ledger: Ledger, client: Client, grant: ActingGrant) -> None:
     """delegation.md: every acting-for sign-in is a ledger event (``acted_on_behalf``)."""
-    delegation = grant.delegation
+    delegation, agency_id = grant.delegation, client.agency_id
+    # Pairwise for the agency, the delegation too (docs/consent-ledger.md "Pseudonyms").
     ledger.append(session, EventType.ACTED_ON_BEHALF, {
-        "principal": pseudonym_for(session, grant.principal_id), "delegate": pseudonym_for(session, grant.actors[0]),
-        "delegation": delegation.id, "agency": client.agency_id, "client": client.client_id,
+        "principal": pseudonym_for(session, grant.principal_id, agency_id),
+        "delegate": pseudonym_for(session, grant.actors[0], agency_id),
+        "delegation": delegation_reference(session, grant.principal_id, delegation.id, agency_id),
+        "agency": agency_id, "client": client.client_id,
     })
     delegation.last_used_at = utcnow()
     g.acting_grant = grant

@@ -38,10 +38,12 @@ from idp.config import Settings
 from idp.db import make_engine, make_reading_sessionmaker, make_sessionmaker
 from idp.errors import register_error_handlers
 from idp.fastpath import DocumentFastPath
-from idp.login_sessions import apply_session_cookie
+from idp.forms import init_forms
+from idp.login_sessions import FLOW_COOKIE_NAME, apply_session_cookie, cookie_name
 from idp.logs import configure_logging, init_request_logging
 from idp.metrics import init_metrics
 from idp.oauth.server import create_authorization_server
+from idp.outbox import session_info as outbox_session_info
 from idp.security import init_security
 from idp.services import Services, close_db
 from keys.encryption import KeyEncryptor
@@ -57,7 +59,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
-        SESSION_COOKIE_NAME="idp_flow",
+        SESSION_COOKIE_NAME=cookie_name(FLOW_COOKIE_NAME, settings.issuer),  # __Host- over https
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.issuer.startswith("https:"),
@@ -84,6 +86,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         hops = settings.proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     init_security(app)
+    init_forms(app)  # after the CSRF check: only a checked form claims its token
     app.after_request(apply_session_cookie)
     app.teardown_appcontext(close_db)
     register_error_handlers(app)
@@ -94,7 +97,8 @@ def build_services(settings: Settings) -> Services:
     engine = make_engine(settings.database_url)
     keyring = Keyring(KeyEncryptor(settings.key_encryption_key), cache_seconds=settings.key_cache_seconds)
     document = json.dumps(provider_metadata(settings), separators=(",", ":")).encode()
-    return Services(settings=settings, engine=engine, sessions=make_sessionmaker(engine), keyring=keyring,
+    sessions = make_sessionmaker(engine, info=outbox_session_info(settings.key_encryption_key))
+    return Services(settings=settings, engine=engine, sessions=sessions, keyring=keyring,
                     discovery_document=document, redis=_redis(settings),
                     reading_sessions=make_reading_sessionmaker(engine))
 

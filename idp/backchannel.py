@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.config import Settings
-from idp.models import Client, LoginSession, OutboxMessage, SessionParticipant
+from idp.models import Client, LoginSession, SessionParticipant
 from idp.outbound import DestinationPolicy, OutboundError, fetch
-from idp.outbox import DeliveryError, queue
+from idp.outbox import DeliveryError, OpenedMessage, queue
 from keys.keyring import Keyring
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"  # §2.4
@@ -92,7 +92,7 @@ class BackchannelSender:
         self.sessions, self.keyring, self.settings = sessions, keyring, settings
         self.policy = DestinationPolicy.from_settings(settings)
 
-    def __call__(self, message: OutboxMessage) -> None:
+    def __call__(self, message: OpenedMessage) -> None:
         with self.sessions() as session:
             token = logout_token(session, self.keyring, self.settings, json.loads(message.body))
         if token is None:

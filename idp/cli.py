@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,10 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply every migration (creates the SQLite file if absent)."""
-    migrate.upgrade(_settings().database_url)
-    click.echo("database is at the latest revision", err=True)
+    """Apply every migration (creates the SQLite file if absent), then create any missing signing
+    and ledger keys, so the first request can be served (safe from several nodes at once)."""
+    _prepare(_settings())
+    click.echo("database is at the latest revision; signing and ledger keys are present", err=True)
 
 
 @main.command()
@@ -151,6 +153,42 @@ def client_create(purpose: str | None, consent_days: int, statutory_basis: str |
         _emit(result)
 
 
+@client.command("grant-scope")
+@click.argument("client_id")
+@click.argument("scope")
+def client_grant_scope(client_id: str, scope: str) -> None:
+    """Grant a privileged scope (ledger:audit): the only way a client gets one, never registration."""
+    from idp.registry import grant_privileged_scope
+
+    _change_privileges(client_id, lambda found: grant_privileged_scope(found, scope))
+
+
+@client.command("revoke-scope")
+@click.argument("client_id")
+@click.argument("scope")
+def client_revoke_scope(client_id: str, scope: str) -> None:
+    """Take a privileged scope back from a client."""
+    from idp.registry import revoke_privileged_scope
+
+    _change_privileges(client_id, lambda found: revoke_privileged_scope(found, scope))
+
+
+def _change_privileges(client_id: str, change: Callable[[Any], None]) -> None:
+    from idp.models import Client
+    from idp.registry import ClientMetadataError
+
+    services = _app_services(_settings())
+    with services.sessions.begin() as session:
+        found = session.get(Client, client_id)
+        if found is None:
+            raise click.ClickException(f"no client with id {client_id}")
+        try:
+            change(found)
+        except ClientMetadataError as error:
+            raise click.ClickException(f"{error.error}: {error.description}") from None
+        _emit({"client_id": found.client_id, "privileged_scopes": found.privileged_scopes.split()})
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -242,7 +280,7 @@ def outbox() -> None:
 @outbox.command("list")
 @click.option("--to", "recipient", default=None, help="only messages to this address")
 def outbox_list(recipient: str | None) -> None:
-    """Development: read the messages that would be sent, newest first."""
+    """Development: read the messages that would be sent, newest first (a sent message's body is erased)."""
     from idp.outbox import pending
 
     services = _app_services(_settings())
@@ -251,7 +289,8 @@ def outbox_list(recipient: str | None) -> None:
             click.echo(json.dumps({"id": message.id, "kind": message.kind, "to": message.recipient,
                                    "subject": message.subject, "body": message.body,
                                    "created_at": message.created_at.isoformat(),
-                                   "sent_at": message.sent_at.isoformat() if message.sent_at else None}))
+                                   "sent_at": message.sent_at.isoformat() if message.sent_at else None,
+                                   "failed_at": message.failed_at.isoformat() if message.failed_at else None}))
 
 
 @main.group()

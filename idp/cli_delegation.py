@@ -35,8 +35,11 @@ def _context() -> Iterator[tuple[Session, Any, Any]]:
 
 
 def _account_id(session: Session, email: str) -> str:
+    from idp.contact_details import email_problem
     from idp.models import Account
 
+    if problem := email_problem(email):
+        raise click.ClickException(f"{problem}: {email!r}")
     found = session.scalar(select(Account.id).where(Account.email == email.strip().lower(),
                                                     Account.status == "active"))
     if found is None:
@@ -195,7 +198,7 @@ def _describe(found: Delegation) -> dict[str, Any]:
             "status": found.status, "status_reason": found.status_reason, "status_note": found.status_note,
             "status_changed_by": found.status_changed_by, "agencies": found.agencies, "scopes": found.scopes,
             "evidence_reference": found.evidence_reference, "evidence_checked_by": found.evidence_checked_by,
-            "parent_id": found.parent_id, **when}
+            "parent_id": found.parent_id, "continued_assurance": found.continued_assurance, **when}
 
 
 @delegation.command("tick")

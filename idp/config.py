@@ -57,6 +57,8 @@ class Settings:
     delegation_unused_days: int = 365
     delegation_reminder_days: int = 30
     delegation_parent_age: int = 16
+    # security.md "Secrets and data": sent and given-up outbox messages are deleted after this.
+    outbox_retention_days: int = 30
     metrics_dir: Path | None = None  # prometheus-client's multiprocess folder (gunicorn)
     # idp/outbound.py: may server-side fetches (jwks_uri, back-channel logout) reach loopback?
     # None: only in development. Production refuses True.
@@ -110,6 +112,10 @@ class Settings:
         return settings
 
 
+class Count(int):
+    """An int setting for which 0 has a documented meaning ("none", "off"); other ints must be positive."""
+
+
 # One variable → one field, with its coercion.
 _FIELDS: dict[str, tuple[str, type]] = {
     "IDP_ENV": ("env", str),
@@ -129,18 +135,19 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "IDP_SESSION_IDLE_TTL": ("session_idle_ttl", int),
     "IDP_SESSION_ABSOLUTE_TTL": ("session_absolute_ttl", int),
     "IDP_KEY_CACHE_SECONDS": ("key_cache_seconds", int),
-    "IDP_KEY_ROTATION_DAYS": ("key_rotation_days", int),
+    "IDP_KEY_ROTATION_DAYS": ("key_rotation_days", Count),  # 0: no scheduled rotation
     "IDP_CLIENT_ASSERTION_MAX_AGE": ("client_assertion_max_age", int),
     "IDP_WEBAUTHN_CHALLENGE_TTL": ("webauthn_challenge_ttl", int),
     "IDP_ALLOW_PUBLIC_SUBJECTS": ("allow_public_subjects", bool),
     "IDP_LOG_LEVEL": ("log_level", str),
     "IDP_LEDGER_CHECKPOINT_ENTRIES": ("ledger_checkpoint_entries", int),
     "IDP_LEDGER_CHECKPOINT_SECONDS": ("ledger_checkpoint_seconds", int),
-    "IDP_PROXY_HOPS": ("proxy_hops", int),
+    "IDP_PROXY_HOPS": ("proxy_hops", Count),  # 0: no proxy trusted
     "IDP_DELEGATION_UNUSED_DAYS": ("delegation_unused_days", int),
     "IDP_DELEGATION_REMINDER_DAYS": ("delegation_reminder_days", int),
     "IDP_DELEGATION_PARENT_AGE": ("delegation_parent_age", int),
     "IDP_OUTBOUND_ALLOW_LOOPBACK": ("outbound_allow_loopback", bool),
+    "IDP_OUTBOX_RETENTION_DAYS": ("outbox_retention_days", int),
 }
 # Variables of the libraries we use, read here too so this stays the one place reading them.
 _FOREIGN_FIELDS: dict[str, tuple[str, type]] = {
@@ -167,9 +174,9 @@ def _parse(environ: Mapping[str, str]) -> dict[str, object]:
 
 def _coerce(name: str, raw: str, kind: type) -> object:
     try:
-        if kind is int:
+        if kind in (int, Count):
             value = int(raw)
-            if value <= 0:
+            if value < (0 if kind is Count else 1):
                 raise ValueError
             return value
         if kind is bool:

@@ -19,7 +19,7 @@ from consent.consents import record_use
 from consent.events import EventType
 from consent.ledger import CheckpointPolicy, Ledger
 from consent.notes import origin_for
-from consent.pseudonyms import pseudonym_for
+from consent.pseudonyms import pseudonym_for, pseudonym_from
 from idp.backchannel import queue_logout
 from idp.config import Settings
 from idp.models import Account, Client, TokenFamily
@@ -48,7 +48,7 @@ def record_disclosure(session: Session, ledger: Ledger, client: Client, account:
     scopes = sorted(set(scope.split()))
     claims = sorted({claim for name in scopes for claim in SCOPE_CLAIMS.get(name, ())})
     fields: dict[str, object] = {
-        "subject": account.ledger_pseudonym or pseudonym_for(session, account.id), "agency": client.agency_id,
+        "subject": _pseudonym(session, account, client.agency_id), "agency": client.agency_id,
         "client": client.client_id, "scopes": scopes, "claims": claims,
         "basis": "statutory" if client.statutory_basis else "consent",
     }
@@ -56,6 +56,13 @@ def record_disclosure(session: Session, ledger: Ledger, client: Client, account:
         fields["legal_basis"] = client.statutory_basis
     record_use(session, account.id, client.agency_id)
     session.info.setdefault(_AT_COMMIT, []).append((ledger, fields))
+
+
+def _pseudonym(session: Session, account: Account, agency_id: str) -> str:
+    """Pairwise for the agency; no query when the account's secret is already loaded."""
+    if account.ledger_secret is not None:
+        return pseudonym_from(account.ledger_secret, agency_id)
+    return pseudonym_for(session, account.id, agency_id)
 
 
 _AT_COMMIT = "idp.disclosures_at_commit"

@@ -138,8 +138,9 @@ def run(session: Session, statement: Executable, params: Mapping[str, Any] | Non
     return session.connection().execute(statement, params)  # type: ignore[arg-type]
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, *, info: dict[str, Any] | None = None) -> sessionmaker[Session]:
+    """``info`` becomes each session's ``Session.info`` (e.g. ``idp.outbox.session_info``)."""
+    return sessionmaker(bind=engine, expire_on_commit=False, info=info)
 
 
 class ReadOnlySessionError(RuntimeError):

@@ -7,12 +7,19 @@ When the child is old enough, the parent gives the profile to them as their own 
 account, so agencies keep knowing them by the same subject): a single-use link to the young
 person's email lets them set a password. From then on they decide what is shared, and whether the
 parent keeps helping past the configured age (``consent.delegations.continue_for_young_person``).
+
+Without identity proofing we cannot know that the address was the young person's and not one the
+parent controls, so the agreement is made as hard as it can be for a parent to give in the young
+person's name (docs/delegation.md "A young person's agreement"): the address cannot be the parent's
+own (nor a +tag of it, RFC 5233) or one they already gave another child's profile to; both are told
+at the handover; the agreement needs a sign-in of its own at least ``COOLING_OFF`` after the
+handover (never the session the link started); and how it was given is recorded
+(``agreement_assurance``), for operators and, in the ``delegation`` claim, for agencies.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import secrets
 import uuid
@@ -25,14 +32,24 @@ from consent.delegation_models import Delegation
 from consent.delegations import Terms
 from consent.errors import DelegationInvalid
 from consent.ledger import Ledger
+from idp.contact_details import InvalidEmailAddress, email_address, name_problem
 from idp.db import utcnow
-from idp.models import Account, EmailChallenge
+from idp.models import Account, EmailChallenge, LoginSession
 from idp.outbox import undeliverable
+from keys.digests import secret_digest
 
 DEPENDENT_DOMAIN = "dependent.invalid"  # RFC 2606: never delivers, so never a way in
 # UK GDPR Art. 8 and the Data Protection Act 2018 s.9: from 13 a child can consent to online services.
 OWN_ACCOUNT_AGE = 13
 HANDOVER_DAYS = 7
+COOLING_OFF = dt.timedelta(days=7)
+PASSKEY_METHODS = frozenset({"hwk", "swk"})  # RFC 8176 §2, as idp.assurance.passkey_amr names them
+
+
+class AgreementNotYet(DelegationInvalid):
+    """A young person's agreement asked for too early, or from a session that does not show it is them."""
+
+    status = 403
 
 
 class HandoverUnusable(DelegationInvalid):
@@ -54,6 +71,8 @@ def create_dependent(session: Session, parent: Account, *, given_name: str, fami
     today = today or dt.date.today()
     if not given_name.strip() or not family_name.strip():
         raise DelegationInvalid("Enter the child's first and last name.")
+    if problem := name_problem(given_name) or name_problem(family_name):
+        raise DelegationInvalid(problem)
     if not (_years_before(today, parent_age) < birthdate <= today):
         raise DelegationInvalid(f"A child profile is for a child under {parent_age}.")
     child = Account(email=f"{uuid.uuid4()}@{DEPENDENT_DOMAIN}", email_verified=False, given_name=given_name.strip(),
@@ -75,9 +94,15 @@ def offer_own_account(session: Session, delegation: Delegation, parent: Account,
         raise DelegationInvalid(problem)
     child = session.get(Account, delegation.principal_id)
     assert child is not None
-    email = email.strip().lower()
-    if "@" not in email or " " in email or len(email) > 320 or undeliverable(email):
-        raise DelegationInvalid("Enter an email address in the correct format, like name@example.com")
+    try:
+        email = email_address(email)
+    except InvalidEmailAddress as error:
+        raise DelegationInvalid(str(error)) from None
+    if undeliverable(email):
+        raise DelegationInvalid(str(InvalidEmailAddress()))
+    if parents_address(session, parent, child.id, email):
+        raise DelegationInvalid(f"Enter {child.given_name}'s own email address. It cannot be one of yours, "
+                                "or one you gave another child's account to.")
     _withdraw_offers(session, child.id)
     if session.scalar(select(Account.id).where(Account.email == email)) is not None:
         return child, None
@@ -88,6 +113,45 @@ def offer_own_account(session: Session, delegation: Delegation, parent: Account,
     session.flush()
     offer.code_hash = _link_hash(offer.id, token)
     return child, f"{offer.id}.{token}"
+
+
+def parents_address(session: Session, parent: Account, child_id: str, email: str) -> bool:
+    """The parent's own address (also with a +tag, RFC 5233 §1), or one they offered another child's profile to."""
+    if _without_tag(email) == _without_tag(parent.email):
+        return True
+    children = select(Delegation.principal_id).where(Delegation.delegate_id == parent.id, Delegation.type == "parent")
+    offered = select(EmailChallenge.id).where(EmailChallenge.purpose == "handover", EmailChallenge.email == email,
+                                              EmailChallenge.account_id.in_(children),
+                                              EmailChallenge.account_id != child_id)
+    return session.scalar(offered.limit(1)) is not None
+
+
+def _without_tag(email: str) -> str:
+    local, _, domain = email.strip().lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
+def agreement_assurance(session: Session, account: Account, login: LoginSession,
+                        now: dt.datetime | None = None) -> str:
+    """How a young person's agreement that their parent keeps helping is given now, or AgreementNotYet:
+    only from an account handed over at least ``COOLING_OFF`` ago, in a sign-in made after that
+    (so never the session the handover link started, nor one from before)."""
+    now = now or utcnow()
+    offer = handed_over_at(session, account.id)
+    if offer is None or offer.verified_at is None:
+        raise AgreementNotYet("Only a young person who has taken over their own account can agree to this.")
+    opens = agreement_opens(offer)
+    if now < opens:
+        raise AgreementNotYet(f"You can agree from {opens:%-d %B %Y}, {COOLING_OFF.days} days after you took "
+                              "over your account. Until then your parent can still help you.")
+    if login.account_id != account.id or login.auth_time < opens:
+        raise AgreementNotYet("To agree, sign out, then sign in again yourself with your own password or passkey.")
+    return "handover_passkey" if PASSKEY_METHODS & set(login.amr or ()) else "handover_password"
+
+
+def agreement_opens(offer: EmailChallenge) -> dt.datetime:
+    assert offer.verified_at is not None
+    return offer.verified_at + COOLING_OFF
 
 
 def own_account_problem(session: Session, delegation: Delegation, parent: Account,
@@ -152,7 +216,7 @@ def _withdraw_offers(session: Session, child_id: str) -> None:
 
 
 def _link_hash(offer_id: str, token: str) -> str:
-    return hashlib.sha256(f"{offer_id}:{token}".encode()).hexdigest()
+    return secret_digest(f"{offer_id}:{token}")
 
 
 def _years_before(day: dt.date, years: int) -> dt.date:

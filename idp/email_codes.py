@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import hmac
 import secrets
 
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from idp.db import utcnow
 from idp.models import EmailChallenge
+from keys.digests import secret_digest
 
 LIFETIME = dt.timedelta(minutes=10)
 MAX_ATTEMPTS = 5
@@ -27,8 +27,8 @@ class CodeCheck:
 
 
 def _hash(challenge_id: str, code: str) -> str:
-    # Salted with the challenge id, so equal codes of two challenges hash differently.
-    return hashlib.sha256(f"{challenge_id}:{code}".encode()).hexdigest()
+    # Prefixed with the challenge id, so equal codes of two challenges hash differently.
+    return secret_digest(f"{challenge_id}:{code}")
 
 
 def issue_code(session: Session, *, purpose: str, email: str, account_id: str | None) -> tuple[EmailChallenge, str]:

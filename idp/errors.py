@@ -14,6 +14,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 from idp.outbound import RETRY_AFTER_SECONDS, OutboundBusy
 from idp.passkeys import PasskeyError
+from keys.errors import NoSigningKeyError
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,19 @@ def handle_outbound_busy(error: OutboundBusy) -> Response:
     return _page("Sorry, the service is busy", message, 503)
 
 
+def handle_missing_key(error: NoSigningKeyError) -> Response:
+    """No signing or ledger key (a database never set up with ``idp db upgrade``): a 503 that says
+    so, for every path that signs, never a 500."""
+    log.error("signing keys unavailable: %s (run `idp db upgrade`, which creates them)", error)
+    message = "The service cannot sign in or record consent at the moment. Please try again later."
+    if wants_json():
+        response = jsonify(error="temporarily_unavailable", error_description=message)
+        response.status_code = 503
+        response.headers["Retry-After"] = "30"
+        return response
+    return _page("Sorry, the service is unavailable", message, 503)
+
+
 def handle_bad_data(error: DataError) -> Response:
     """Input the database itself refused (a safety net behind the validation in each view)."""
     log.warning("database refused request data: %s", type(error.orig).__name__)
@@ -136,6 +150,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(OutboundBusy, handle_outbound_busy)
+    app.register_error_handler(NoSigningKeyError, handle_missing_key)
     app.register_error_handler(DataError, handle_bad_data)
     app.before_request(refuse_nul_characters)
     app.register_error_handler(Exception, handle_unexpected)

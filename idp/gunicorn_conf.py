@@ -24,7 +24,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 from prometheus_client import multiprocess  # noqa: E402
 
-from idp.logs import JsonFormatter  # noqa: E402
+from idp.logs import LOGGED_PATH, JsonFormatter  # noqa: E402
 
 bind = "0.0.0.0:8000"
 # The work is CPU-bound Python (signing, verifying, SQL): a process per core for parallelism,
@@ -47,8 +47,9 @@ preload_app = True
 control_socket_disable = True
 
 # The application writes one JSON line per request (idp.access) with its request id and the
-# path without the query string. gunicorn's own access log is off; if an operator turns it on
-# (--access-logfile -), this format also leaves the query string (codes, states, hints) out.
+# path without the query string, its secret parts redacted. gunicorn's own access log is off; if
+# an operator turns it on (--access-logfile -), this format also leaves the query string (codes,
+# states, hints) out, and JsonLogger shows the path as the application logs it.
 accesslog = None
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(D)sus request_id=%({x-request-id}o)s'
 
@@ -61,6 +62,21 @@ class JsonLogger(glogging.Logger):
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
                 handler.setFormatter(JsonFormatter())
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+        """Every atom that carries the path carries it as the application logs it (``idp.logs``:
+        secret route variables redacted, no query string), whatever ``access_log_format`` says."""
+        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        path = environ.get(LOGGED_PATH)
+        if path is None:  # answered before routing (discovery, JWKS): no secret in those paths
+            return atoms
+        atoms["U"] = path
+        atoms["r"] = f"{environ.get('REQUEST_METHOD')} {path} {environ.get('SERVER_PROTOCOL')}"
+        atoms["q"] = "-"
+        for key in ("{path_info}e", "{raw_uri}e", "{request_uri}e", "{query_string}e"):
+            if key in atoms:
+                atoms[key] = path if key != "{query_string}e" else "-"
+        return atoms
 
 
 logger_class = JsonLogger

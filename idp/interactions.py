@@ -51,6 +51,13 @@ def save(interaction: Interaction) -> None:
     session[_KEY] = {item["id"]: item for item in newest}
 
 
+def pending_redirect_uris() -> list[str]:
+    """The redirect URIs of this browser's pending requests: each was checked as registered for
+    its client before the request was kept (``authorize.load_client``)."""
+    pending: dict[str, Any] = session.get(_KEY, {})
+    return [str(raw["params"].get("redirect_uri", "")) for raw in pending.values()]
+
+
 def finish(interaction: Interaction | None) -> None:
     if interaction is None:
         return

@@ -1,14 +1,15 @@
 """Single sign-on sessions: create on sign-in, load from the cookie, expire, end.
 
 The cookie carries a random token (256 bits); the database keeps only its SHA-256, so a
-database read does not reveal live session cookies. Every sign-in makes a new session id
-(no fixation).
+database read does not reveal live session cookies. Every sign-in makes a new session id and a
+new CSRF token (no fixation). Behind an https issuer the cookies are named ``__Host-…``
+(RFC 6265bis §4.1.3.2: Secure, ``Path=/``, no ``Domain``), so no sibling host can plant or
+overwrite them; over http in development browsers refuse that prefix, so the bare name is used.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 
 from flask import Response, g, request
@@ -19,23 +20,32 @@ from sqlalchemy.orm import Session
 from idp.backchannel import queue_session_logout
 from idp.db import run, utcnow
 from idp.models import Account, AuthorizationCode, LoginSession, SessionParticipant, TokenFamily
+from idp.security import rotate_csrf_token
 from idp.services import db, services
+from keys.digests import secret_digest
 
-COOKIE_NAME = "idp_session"
+COOKIE_NAME = "idp_session"  # the browser sees session_cookie_name()
+FLOW_COOKIE_NAME = "idp_flow"  # Flask's signed session: pending requests and the CSRF token
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def cookie_name(name: str, issuer: str) -> str:
+    """``__Host-`` + ``name`` when the issuer is https (see the module docstring)."""
+    return f"__Host-{name}" if issuer.startswith("https:") else name
+
+
+def session_cookie_name() -> str:
+    return cookie_name(COOKIE_NAME, services().settings.issuer)
 
 
 def start_session(account: Account, *, acr: str, amr: list[str]) -> str:
     """Sign the account in: end the browser's previous session and return the new cookie token."""
     end_current_session()
+    rotate_csrf_token()
     settings = services().settings
     token = secrets.token_urlsafe(32)
     now = utcnow()
     login = LoginSession(
-        id=_hash(token),
+        id=secret_digest(token),
         sid=secrets.token_urlsafe(32),
         account_id=account.id,
         auth_time=now.replace(microsecond=0),
@@ -78,13 +88,13 @@ def current_session() -> LoginSession | None:
     """The live session of this browser, or None (expired idle/absolute, ended, account inactive)."""
     if "login_session" in g:
         return g.login_session  # type: ignore[no-any-return]
-    token = request.cookies.get(COOKIE_NAME)
+    token = request.cookies.get(session_cookie_name())
     g.login_session = _load(db(), token) if token else None
     return g.login_session  # type: ignore[no-any-return]
 
 
 def _load(session: Session, token: str) -> LoginSession | None:
-    login = session.get(LoginSession, _hash(token))
+    login = session.get(LoginSession, secret_digest(token))
     if login is None or login.ended_at is not None or login.account.status != "active":
         return None
     now = utcnow()
@@ -102,6 +112,7 @@ def end_current_session() -> LoginSession | None:
         end_session(db(), login)
         g.login_session = None
         g.clear_session_cookie = True
+        rotate_csrf_token()
     return login
 
 
@@ -139,13 +150,14 @@ def apply_session_cookie(response: Response) -> Response:
     settings = services().settings
     secure = settings.issuer.startswith("https:")
     token = g.get("new_session_token")
+    name = session_cookie_name()
     if token:
         response.set_cookie(
-            COOKIE_NAME, token, httponly=True, samesite="Lax", secure=secure,
+            name, token, httponly=True, samesite="Lax", secure=secure,
             max_age=settings.session_absolute_ttl, path="/",
         )
     elif g.get("clear_session_cookie"):
-        response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="Lax", secure=secure)
+        response.delete_cookie(name, path="/", httponly=True, samesite="Lax", secure=secure)
     return response
 
 

@@ -3,8 +3,11 @@
 Every line on stderr is one JSON object: ``time``, ``level``, ``logger``, ``message``,
 ``request_id`` (inside a request) and any ``extra`` fields. Each request ends with one
 ``idp.access`` line carrying the path **without** its query string (codes, states and
-hints travel there). Callers never log secrets in the first place; :func:`redact` is the
-second line of defence for what slips through (security.md "Secrets and data").
+hints travel there), and with every path part that is a secret — a route variable declared
+``<secret:…>``, such as an emailed invitation or handover link — shown as ``[redacted]``:
+one rule, by route, for the application's line and gunicorn's (``LOGGED_PATH``). Callers
+never log secrets in the first place; :func:`redact` is the second line of defence for what
+slips through (security.md "Secrets and data").
 """
 
 from __future__ import annotations
@@ -17,9 +20,14 @@ import re
 import time
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, current_app, g, has_request_context, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import BaseConverter, Rule
 
 REQUEST_ID_HEADER = "X-Request-Id"
+LOGGED_PATH = "idp.logged_path"  # the WSGI environ key: the path as access logs may show it
+REDACTED = "[redacted]"
+_VARIABLE = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")  # werkzeug's rule syntax
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")  # an LB's id, if sane; never log-injectable
 
 _JWT = re.compile(r"\beyJ[\w-]*\.[\w-]+\.[\w-]*")
@@ -94,9 +102,40 @@ def request_id(given: str | None) -> str:
     return given if given and _REQUEST_ID.match(given) else f"{random.getrandbits(64):016x}"
 
 
+class SecretConverter(BaseConverter):
+    """``<secret:token>``: a path part that is a one-time secret; access logs show ``[redacted]``."""
+
+
+def logged_path() -> str:
+    """The request's path with each ``<secret:…>`` variable of its route redacted."""
+    matched = _route()
+    if matched is None or "<secret:" not in matched[0].rule:
+        return request.path
+    rule, values = matched
+    return _VARIABLE.sub(lambda part: REDACTED if part["converter"] == "secret" else str(values[part["name"]]),
+                         rule.rule)
+
+
+def _route() -> tuple[Rule, dict[str, Any]] | None:
+    """The matched rule and its values; for a method the route does not allow (405), the rule the
+    path would match, so a secret in the path of a refused request is redacted too."""
+    if request.url_rule is not None:
+        return request.url_rule, request.view_args or {}
+    refused = request.routing_exception
+    if not isinstance(refused, MethodNotAllowed) or not refused.valid_methods:
+        return None
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    try:
+        rule, values = adapter.match(method=next(iter(refused.valid_methods)), return_rule=True)
+    except HTTPException:  # e.g. a redirect to add a trailing slash: no variables to redact
+        return None
+    return rule, values
+
+
 def start_request() -> None:
     g.request_started = time.perf_counter()
     g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER))
+    request.environ[LOGGED_PATH] = logged_path()
 
 
 def log_request(request_id: str, method: str, path: str, endpoint: str | None, status: int, seconds: float) -> None:
@@ -109,7 +148,8 @@ def log_request(request_id: str, method: str, path: str, endpoint: str | None, s
 
 def finish_request(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-    log_request(g.get("request_id", ""), request.method, request.path, request.endpoint, response.status_code,
+    path = request.environ.get(LOGGED_PATH) or logged_path()
+    log_request(g.get("request_id", ""), request.method, path, request.endpoint, response.status_code,
                 request_duration())
     return response
 
@@ -119,6 +159,8 @@ def request_duration() -> float:
 
 
 def init_request_logging(app: Flask) -> None:
-    """Registered first, so the request id exists before any other hook can log or fail."""
+    """Registered first, so the request id exists before any other hook can log or fail (and before
+    any route, so routes can declare ``<secret:…>`` variables)."""
+    app.url_map.converters["secret"] = SecretConverter
     app.before_request(start_request)
     app.after_request(finish_request)

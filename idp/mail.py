@@ -10,8 +10,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from sqlalchemy.orm import Session
 
-from idp.models import OutboxMessage
-from idp.outbox import DeliveryError, queue_email
+from idp.outbox import DeliveryError, OpenedMessage, UndeliverableError, queue_email
 
 SERVICE = "Public Services Sign-in"
 
@@ -66,16 +65,28 @@ class SmtpSender:
         self.password = unquote(parts.password) if parts.password else None
         self.mail_from, self.timeout = mail_from, timeout
 
-    def __call__(self, message: OutboxMessage) -> None:
-        email = EmailMessage()
-        email["From"], email["To"], email["Subject"] = self.mail_from, message.recipient, message.subject or SERVICE
-        email["Message-ID"] = f"<{message.id}@{self.host}>"
-        email.set_content(message.body)
+    def __call__(self, message: OpenedMessage) -> None:
+        email = self._email(message)
         try:
             with self._connect() as smtp:
                 smtp.send_message(email)
         except smtplib.SMTPException as error:
+            if _permanent(error):
+                raise UndeliverableError(str(error)) from None
             raise DeliveryError(str(error)) from None
+
+    def _email(self, message: OpenedMessage) -> EmailMessage:
+        """The email; UndeliverableError for a recipient or subject that cannot be a header value
+        (the email package refuses CR and LF, RFC 5322 §2.2: a header is one line)."""
+        email = EmailMessage()
+        email["From"] = self.mail_from  # the operator's setting: if it is bad, every message waits for the fix
+        try:
+            email["To"], email["Subject"] = message.recipient, message.subject or SERVICE
+        except ValueError as error:
+            raise UndeliverableError(f"not a valid header: {error}") from None
+        email["Message-ID"] = f"<{message.id}@{self.host}>"
+        email.set_content(message.body)
+        return email
 
     def _connect(self) -> smtplib.SMTP:
         if self.implicit_tls:
@@ -87,3 +98,12 @@ class SmtpSender:
         if self.username:
             smtp.login(self.username, self.password or "")
         return smtp
+
+
+def _permanent(error: smtplib.SMTPException) -> bool:
+    """RFC 5321 §4.2.1: a 5yz reply to RCPT (every recipient refused: here, the only one) or to DATA
+    is a permanent failure of this message. A 5yz to AUTH or MAIL FROM is our configuration's
+    fault and would refuse every message alike, so those are retried until it is fixed."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return bool(error.recipients) and all(code >= 500 for code, _ in error.recipients.values())
+    return isinstance(error, smtplib.SMTPDataError) and error.smtp_code >= 500

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from idp.assurance import ACR_VALUES_SUPPORTED
 from idp.config import LOOPBACK_HOSTS
 from idp.models import Agency, Client
-from idp.models.clients import AUTH_METHODS, ID_TOKEN_ALGS, hash_secret
+from idp.models.clients import AUTH_METHODS, ID_TOKEN_ALGS, PRIVILEGED_SCOPES, hash_secret
 from idp.outbound import DestinationPolicy, DestinationRefused, check_registered_uri
 
 GRANT_TYPES = ("authorization_code", "refresh_token")
@@ -176,6 +176,28 @@ def check_public_jwks(jwks: Any) -> None:
         raise ClientMetadataError("invalid_client_metadata", "jwks holds a key that cannot be read.") from None
 
 
+def check_unprivileged(scopes: list[str]) -> None:
+    """RFC 7591 §3.2.2: a privileged scope in the metadata is refused (``invalid_client_metadata``),
+    not silently dropped, so the agency knows it does not have it: only an operator grants one."""
+    privileged = sorted(set(scopes) & PRIVILEGED_SCOPES)
+    if privileged:
+        raise ClientMetadataError("invalid_client_metadata", f"The scope {privileged[0]} is granted by the "
+                                  "service's operator only, never through registration.")
+
+
+def grant_privileged_scope(client: Client, scope: str) -> None:
+    """The operator's ``idp client grant-scope``: the only way a client gets a privileged scope."""
+    if scope not in PRIVILEGED_SCOPES:
+        raise ClientMetadataError("invalid_scope", f"{scope!r} is not a privileged scope; "
+                                  f"those are {', '.join(sorted(PRIVILEGED_SCOPES))}.")
+    held = client.privileged_scopes.split()
+    client.privileged_scopes = " ".join(sorted({*held, scope}))
+
+
+def revoke_privileged_scope(client: Client, scope: str) -> None:
+    client.privileged_scopes = " ".join(held for held in client.privileged_scopes.split() if held != scope)
+
+
 def check_choices(metadata: ClientMetadata, allow_public_subjects: bool) -> None:
     if not metadata.grant_types or not set(metadata.grant_types) <= set(GRANT_TYPES):
         raise ClientMetadataError("invalid_client_metadata",
@@ -185,6 +207,7 @@ def check_choices(metadata: ClientMetadata, allow_public_subjects: bool) -> None
     scopes = metadata.scope.split()
     if "openid" not in scopes or not all(SCOPE_TOKEN.match(scope) for scope in scopes):
         raise ClientMetadataError("invalid_client_metadata", "scope must include openid and be valid scope tokens.")
+    check_unprivileged(scopes)
     if metadata.id_token_signed_response_alg not in ID_TOKEN_ALGS:
         raise ClientMetadataError("invalid_client_metadata", "Unsupported id_token_signed_response_alg.")
     if metadata.subject_type not in {"pairwise", "public"}:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
+from collections.abc import Iterable
+from urllib.parse import urlsplit
 
-from flask import Flask, Response, request, session
+from flask import Flask, Response, g, request, session
 
+from idp import interactions
 from idp.errors import PageError
 from idp.services import services
 
@@ -33,6 +37,12 @@ def csrf_token() -> str:
     return str(session[CSRF_FIELD])
 
 
+def rotate_csrf_token() -> None:
+    """The browser's identity changed (sign-in, sign-out): a token planted or read before no longer
+    counts (session fixation, security.md); the next page gets a new one."""
+    session.pop(CSRF_FIELD, None)
+
+
 def check_csrf() -> None:
     if request.method != "POST" or request.endpoint in CSRF_EXEMPT_ENDPOINTS | HEADER_CSRF_ENDPOINTS:
         return
@@ -53,15 +63,25 @@ def csrf_header_valid() -> bool:
     return bool(expected) and hmac.compare_digest(str(expected).encode(), given.encode())
 
 
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; form-action {form_action}; base-uri 'none'; object-src 'none'")
+# A CSP source expression we build from a URI: scheme, or scheme://host[:port] (CSP3 §2.3.1).
+_SOURCE = re.compile(r"[a-z][a-z0-9+.-]*:(//[a-z0-9.-]+(:[0-9]{1,5})?|//\[[0-9a-f:.]+\](:[0-9]{1,5})?)?")
+
+
+def content_security_policy(form_destinations: Iterable[str] = ()) -> str:
+    return _CSP.format(form_action=" ".join(["'self'", *sorted(set(form_destinations))]))
+
+
 SECURITY_HEADERS = (
-    ("Content-Security-Policy",
-     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-     "frame-ancestors 'none'; form-action 'self' http: https:; base-uri 'none'; object-src 'none'"),
+    ("Content-Security-Policy", content_security_policy()),
     ("X-Frame-Options", "DENY"),
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
 )
 HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+# RFC 6749 §5.1, RFC 9111 §5.2.2.5: nothing is stored by any cache unless the view says it is public.
+NO_STORE = ("Cache-Control", "no-store")
 
 
 def security_headers(issuer: str) -> tuple[tuple[str, str], ...]:
@@ -69,12 +89,44 @@ def security_headers(issuer: str) -> tuple[tuple[str, str], ...]:
     return SECURITY_HEADERS + ((HSTS,) if issuer.startswith("https:") else ())
 
 
+def allow_form_action(uri: str | None) -> None:
+    """This page's form may end in a redirect to ``uri`` (a registered URI): CSP ``form-action``
+    governs the redirects after a form submission too (CSP3 §6.4.1; Chromium enforces it)."""
+    if uri:
+        g.setdefault("form_actions", []).append(uri)
+
+
+def form_destinations() -> set[str]:
+    """'self', plus the origins this page's forms may be redirected to: the registered redirect URIs
+    of the authorization requests pending in this browser (sign-in, consent, ... end there: RFC 6749
+    §4.1.2) and any the view allowed. Never a wildcard."""
+    uris = [*g.get("form_actions", []), *interactions.pending_redirect_uris()]
+    return {source for uri in uris if (source := _csp_source(uri))}
+
+
+def _csp_source(uri: str) -> str | None:
+    parts = urlsplit(uri.lower())
+    if parts.scheme in {"http", "https"}:
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        source = f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}"
+    else:
+        source = f"{parts.scheme}:"  # a native app's private-use scheme (RFC 8252 §7.1)
+    return source if _SOURCE.fullmatch(source) and source not in _NEVER_SOURCES else None
+
+
+_NEVER_SOURCES = frozenset({"http:", "https:", "javascript:", "data:", "blob:", "filesystem:"})
+
+
 def add_security_headers(response: Response) -> Response:
     headers = response.headers
     present = {name.lower() for name in headers.keys()}  # a view may set its own, stricter value
-    for name, value in security_headers(services().settings.issuer):
+    wanted = security_headers(services().settings.issuer) + (NO_STORE,)
+    for name, value in wanted:
         if name.lower() not in present:
             headers.add(name, value)
+    if response.mimetype == "text/html" and "content-security-policy" not in present:
+        headers["Content-Security-Policy"] = content_security_policy(form_destinations())
     return response
 
 

@@ -12,9 +12,10 @@ from sqlalchemy import delete
 
 from idp.backchannel import BackchannelSender
 from idp.db import utcnow
+from idp.forms import prune as prune_form_submissions
 from idp.mail import SmtpSender
 from idp.models import ClientAssertionJti, WebAuthnChallenge
-from idp.outbox import DeliveryReport, Sender, deliver_due
+from idp.outbox import DeliveryReport, Sender, deliver_due, prune
 from idp.services import Services
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,31 @@ class PassReport:
 
 
 def run_once(services: Services, *, ledger_due: bool = True) -> PassReport:
+    """Delivery is one job among the others: whatever a message or the outbox does, the scheduled
+    jobs of the pass still run (and a failing job does not stop delivery)."""
+    reports: list[DeliveryReport] = []
+
+    def deliver_outbox(services: Services) -> None:
+        reports.append(deliver(services))
+
+    failed = run_jobs(services, [deliver_outbox, housekeeping, prune_outbox, rotate_keys_if_due,
+                                 remove_lost_passkeys, tick_delegations, *([tick_ledger] if ledger_due else [])])
+    return PassReport(delivery=reports[0] if reports else DeliveryReport(), failed_jobs=failed)
+
+
+def deliver(services: Services) -> DeliveryReport:
     active = senders(services)
     if "email" not in active:
         log.info("IDP_SMTP_URL is not set: emails stay in the outbox (idp outbox list)")
-    report = deliver_due(services.sessions, active)
-    failed = run_jobs(services, [housekeeping, rotate_keys_if_due, remove_lost_passkeys, tick_delegations,
-                                 *([tick_ledger] if ledger_due else [])])
-    return PassReport(delivery=report, failed_jobs=failed)
+    return deliver_due(services.sessions, active)
+
+
+def prune_outbox(services: Services) -> None:
+    """security.md "Secrets and data": sent and given-up messages are kept only this long."""
+    with services.sessions.begin() as session:
+        pruned = prune(session, retention=dt.timedelta(days=services.settings.outbox_retention_days))
+    if pruned:
+        log.info("outbox: deleted %d messages older than %d days", pruned, services.settings.outbox_retention_days)
 
 
 def run_jobs(services: Services, jobs: list[Callable[[Services], None]]) -> list[str]:
@@ -78,6 +97,7 @@ def housekeeping(services: Services) -> None:
     with services.sessions.begin() as session:
         session.execute(delete(ClientAssertionJti).where(ClientAssertionJti.expires_at < now))
         session.execute(delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at < now))
+        prune_form_submissions(session, now)
 
 
 def rotate_keys_if_due(services: Services) -> None:

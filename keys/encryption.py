@@ -1,7 +1,9 @@
-"""Encryption at rest of private signing keys (AES-256-GCM under a key-encryption key).
+"""Encryption at rest of private signing keys (AES-256-GCM under a key-encryption key), and of
+other secrets under keys derived from it (:func:`for_purpose`).
 
 Blob layout: ``nonce (12 bytes) || ciphertext || tag (16 bytes)``. The caller passes the
-key's ``kid`` as associated data, so a ciphertext copied onto another row fails to decrypt.
+key's ``kid`` (or the row's identity) as associated data, so a ciphertext copied onto another
+row fails to decrypt.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import os
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from keys.errors import KeyDecryptionError
 
@@ -44,3 +48,13 @@ class KeyEncryptor:
             return self._aead.decrypt(nonce, sealed, aad)
         except InvalidTag:
             raise KeyDecryptionError("wrong KEK, wrong row or tampered ciphertext") from None
+
+
+def for_purpose(kek: bytes, purpose: str) -> KeyEncryptor:
+    """An encryptor for secrets other than private keys (e.g. ``"outbox-body"``), under a key of its
+    own derived from the KEK with HKDF-SHA256 (RFC 5869 §2, ``info`` naming the purpose): a blob
+    sealed for one purpose never opens as another, and the database alone opens none of them."""
+    if not isinstance(kek, bytes) or len(kek) != KEK_BYTES:
+        raise ValueError(f"the key-encryption key must be exactly {KEK_BYTES} bytes")
+    info = b"keys.purpose\x00" + purpose.encode()
+    return KeyEncryptor(HKDF(algorithm=SHA256(), length=KEK_BYTES, salt=None, info=info).derive(kek))

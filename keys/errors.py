@@ -16,7 +16,9 @@ class KeyDecryptionError(KeyringError):
 
 
 class NoSigningKeyError(KeyringError):
-    """No usable signing key exists for the requested algorithm or purpose."""
+    """No usable signing key exists for the requested algorithm or purpose (token or ledger).
+
+    The one missing-key error: ``idp.errors`` answers it with a 503, JSON or an error page."""
 
 
 class TokenVerificationError(KeyringError):

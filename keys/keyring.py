@@ -11,7 +11,8 @@ verifying; removed keys are unpublished and their encrypted private key is delet
 
 Every method takes the caller's ``Session`` and only ever ``flush``es: the caller owns the
 transaction. Key states are cached per keyring for ``cache_seconds`` (see ``keys.cache``),
-so every node, this one included, sees a committed rotation within that bound.
+so every node, this one included, sees a committed rotation within that bound. A key found
+missing is never cached: the keyring looks again before raising ``NoSigningKeyError``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.db import utcnow
@@ -106,7 +108,11 @@ class Keyring:
     # -- lifecycle (writes) ---------------------------------------------------------------
 
     def ensure(self, session: Session) -> None:
-        """Create whatever is missing: a current and a next token key per alg, a ledger key."""
+        """Create whatever is missing: a current and a next token key per alg, a ledger key.
+
+        Safe when several nodes run it at once (``idp db upgrade`` on two nodes starting together):
+        each key is inserted in its own SAVEPOINT, and one that loses the race for the unique
+        live-state index gives way to the key the winner made."""
         now = utcnow()
         for alg in self.algs:
             self._ensure_one(session, "token", alg, "current", now)
@@ -156,8 +162,14 @@ class Keyring:
         self._states.invalidate()
 
     def _ensure_one(self, session: Session, purpose: str, alg: str, state: str, now: dt.datetime) -> None:
-        if self._row(session, purpose, alg, state) is None:
-            self._create(session, purpose, alg, state, now)
+        if self._row(session, purpose, alg, state) is not None:
+            return
+        try:
+            with session.begin_nested():  # PostgreSQL waits for a racing insert, then refuses this one
+                self._create(session, purpose, alg, state, now)
+        except IntegrityError:
+            if self._row(session, purpose, alg, state) is None:
+                raise  # refused for another reason than the race
 
     def _rotate_alg(self, session: Session, alg: str, now: dt.datetime) -> None:
         current = self._row(session, "token", alg, "current")
@@ -225,7 +237,7 @@ class Keyring:
         return snapshot.jwks_document, snapshot.jwks_etag
 
     def signing_key(self, session: Session, alg: str) -> SigningMaterial:
-        return self._material(session, self._current(session, "token", alg))
+        return self._current_material(session, "token", alg)
 
     def public_key(self, session: Session, kid: str) -> tuple[str, PublicKey] | None:
         """The alg and public key of a published token key, or None (unknown, removed, ledger)."""
@@ -236,7 +248,7 @@ class Keyring:
         return info.alg, self._public_key_object(snapshot, info.kid)
 
     def ledger_signing_key(self, session: Session) -> SigningMaterial:
-        return self._material(session, self._current(session, "ledger", LEDGER_ALG))
+        return self._current_material(session, "ledger", LEDGER_ALG)
 
     def ledger_public_keys(self, session: Session) -> dict[str, Ed25519PublicKey]:
         """kid → public key of every ledger key not removed, to verify old ledger entries."""
@@ -295,6 +307,16 @@ class Keyring:
 
     def _snapshot(self, session: Session) -> _Snapshot:
         return self._states.get(lambda: _load_snapshot(session))
+
+    def _current_material(self, session: Session, purpose: str, alg: str) -> SigningMaterial:
+        """The current key's material. "No key" is never cached: a snapshot that lacks the key (or
+        names one since removed) is dropped and read again once, so keys made by another node, or
+        by ``idp db upgrade`` after this node started, are used at once."""
+        try:
+            return self._material(session, self._current(session, purpose, alg))
+        except NoSigningKeyError:
+            self.invalidate_cache()
+            return self._material(session, self._current(session, purpose, alg))
 
     def _current(self, session: Session, purpose: str, alg: str) -> KeyInfo:
         info = self._snapshot(session).find(purpose, alg, "current")

@@ -30,6 +30,7 @@ from idp.app import build_services, create_app
 from idp.config import Settings
 from idp.models import OutboxMessage
 from idp.outbound import DestinationPolicy
+from idp.outbox import open_body
 from idp.registry import ClientMetadata, create_agency, create_client
 from tests.test_e2e_http import (
     PASSWORD,
@@ -177,7 +178,7 @@ def test_carer_acts_for_citizen_then_citizen_revokes(world: tuple[Provider, str,
     with services.sessions() as session:
         logout = session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "backchannel_logout",
                                                              OutboxMessage.recipient.endswith("/backchannel-logout")))
-        assert any(provider.client_id in message.body for message in logout)
+        assert any(provider.client_id in open_body(session, message) for message in logout)
 
     # Mary sees it all, with receipts.
     activity = mary.get(f"{provider.issuer}/account/delegates/activity", timeout=TIMEOUT).text

@@ -11,7 +11,9 @@ from sqlalchemy import select
 
 from consent.erasure import erase_from_ledger
 from idp.consent_ledger import ledger
+from idp.contact_details import name_problem
 from idp.db import utcnow
+from idp.forms import completed, remember_outcome
 from idp.login_sessions import current_session, end_current_session, end_session, live_sessions, start_session
 from idp.mail import send_account_deleted, send_credential_changed
 from idp.models import Account, Client, LoginSession, Passkey, SessionParticipant
@@ -50,8 +52,12 @@ def profile() -> Response | str:
     errors = {}
     if not given:
         errors["given_name"] = "Enter your first name"
+    elif problem := name_problem(given):
+        errors["given_name"] = problem
     if not family:
         errors["family_name"] = "Enter your last name"
+    elif problem := name_problem(family):
+        errors["family_name"] = problem
     if phone and not phone.replace(" ", "").lstrip("+").isdigit():
         errors["phone_number"] = "Enter a phone number, like 01632 960 001 or +44 808 157 0192"
     if errors:
@@ -59,6 +65,7 @@ def profile() -> Response | str:
     account.given_name, account.family_name = given, family
     if phone != (account.phone_number or ""):
         account.phone_number, account.phone_number_verified = phone or None, False
+    remember_outcome(url_for("account.profile"))
     db().commit()
     return render_template("account/profile.html", account=account, errors={}, saved=True)
 
@@ -83,8 +90,7 @@ def password() -> Response | str:
     login = current_session()
     assert login is not None
     start_session(account, acr=login.acr, amr=login.amr)  # a credential change rotates the session id
-    db().commit()
-    return redirect(url_for("account.profile"))
+    return completed(url_for("account.profile"))
 
 
 @bp.get("/sessions")
@@ -111,8 +117,7 @@ def end(sid: str) -> Response:
         end_current_session()
     elif login is not None:
         end_session(db(), login)
-    db().commit()
-    return redirect(url_for("account.sessions"))
+    return completed(url_for("account.sessions"))
 
 
 @bp.route("/delete", methods=["GET", "POST"])
@@ -125,6 +130,7 @@ def delete() -> Response | str:
         errors = {"confirm": "Select yes if you want to delete your account"}
         return Response(render_template("account/delete.html", errors=errors), status=400)
     delete_account(account)
+    remember_outcome(url_for("home.index"))
     db().commit()
     return render_template("account/deleted.html")
 

@@ -18,7 +18,7 @@ from idp.acting import ActingNow, acting_in_session, grant_for, record_acting
 from idp.consent_ledger import ledger
 from idp.errors import PageError
 from idp.interactions import Interaction
-from idp.login_sessions import COOKIE_NAME, current_session
+from idp.login_sessions import current_session, session_cookie_name
 from idp.models import Account, Client, LoginSession
 from idp.services import db
 
@@ -31,7 +31,7 @@ def acting_banner() -> dict[str, Any]:
     """delegation.md "Act": a banner on every page says whom the signed-in person is acting for."""
 
     def acting_now() -> list[ActingNow]:
-        if request.cookies.get(COOKIE_NAME) is None:
+        if request.cookies.get(session_cookie_name()) is None:
             return []
         login = current_session()
         return [] if login is None else acting_in_session(db(), login)

@@ -19,10 +19,13 @@ from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, Response, current_app, redirect, request, url_for
 
+from consent.acting import ActingGrant
 from consent.consents import find_consent, undecided_scopes
 from idp import interactions
 from idp.assurance import AcrRequest, requested_acr, satisfies
+from idp.acting import parent_decides, scopes_to_ask_for
 from idp.blueprints import acting
+from idp.contact_details import email_problem
 from idp.db import utcnow
 from idp.errors import PageError
 from idp.interactions import Interaction
@@ -86,7 +89,7 @@ def run(params: dict[str, str], interaction: Interaction | None, duplicated: lis
         served = acting.who_is_served(login, prompts, oauth_request.payload.scope.split(), client, interaction)
         if served == acting.ASK:
             return ask(params, interaction, "acting.choose")
-        if served is None and needs_consent(login, prompts, oauth_request, client, interaction):
+        if needs_consent(login, served, prompts, oauth_request, client, interaction):  # type: ignore[arg-type]
             if "none" in prompts:
                 raise ConsentRequiredError()
             return ask(params, interaction, "consent.decide")
@@ -228,12 +231,20 @@ def needs_step_up(login: LoginSession, prompts: set[str], params: dict[str, str]
     return True
 
 
-def needs_consent(login: LoginSession, prompts: set[str], oauth_request: OAuth2Request, client: Client,
-                  interaction: Interaction | None) -> bool:
+def needs_consent(login: LoginSession, served: ActingGrant | None, prompts: set[str], oauth_request: OAuth2Request,
+                  client: Client, interaction: Interaction | None) -> bool:
+    """The citizen is asked for themselves; a parent acting for a child profile is asked for the
+    child (``idp.acting.parent_decides``); any other delegate relies on the principal's own consent."""
     if client.statutory_basis:
         return False  # consent-ledger.md: held under a statutory basis; the disclosure is still logged
     requested = client.get_allowed_scope(oauth_request.payload.scope).split()
-    undecided = undecided_scopes(find_consent(db(), login.account_id, client.agency_id), requested)
+    subject = login.account_id
+    if served is not None:
+        child = parent_decides(db(), served)
+        if child is None:
+            return False
+        subject, requested = child.id, scopes_to_ask_for(db(), served, requested)
+    undecided = undecided_scopes(find_consent(db(), subject, client.agency_id), requested)
     decided_now = interaction is not None and interaction.consent_done
     return bool(undecided) or ("consent" in prompts and not decided_now)
 
@@ -246,7 +257,7 @@ def ask_to_sign_in(params: dict[str, str], interaction: Interaction | None, prom
     interactions.save(interaction)
     hint = params.get("login_hint", "")
     query: dict[str, Any] = {"interaction": interaction.id}
-    if "@" in hint and len(hint) <= 320:
+    if email_problem(hint) is None:  # OIDC Core §3.1.2.1: a hint we cannot use is ignored
         query["login_hint"] = hint
     return redirect(url_for("signin.signin", **query))
 

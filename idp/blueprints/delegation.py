@@ -18,15 +18,17 @@ from sqlalchemy import select
 from consent import delegations as lifecycle
 from consent.delegation_models import Delegation
 from consent.errors import DelegationError, DelegationInvalid, DelegationNotFound
-from consent.pseudonyms import existing_pseudonym
+from consent.pseudonyms import pseudonym_from, record_pseudonyms, reference_from
 from idp.blueprints.account import signed_in
 from idp.consent_ledger import ledger
+from idp.contact_details import email_problem, name_problem
 from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects, send_invitation, send_request
 from idp.delegation_forms import (MODES, ONWARD, RELATIONSHIPS, agencies, delegable_scopes, end_date,
                                   terms_from)
-from idp.dependents import create_dependent, handed_over_at, own_account_problem
+from idp.dependents import agreement_assurance, agreement_opens, create_dependent, handed_over_at, own_account_problem
 from idp.errors import PageError
+from idp.forms import completed
 from idp.login_sessions import current_session
 from idp.models import Account, Agency
 from idp.oauth.claims import SCOPE_DESCRIPTIONS
@@ -63,9 +65,11 @@ def delegates() -> str:
     # An onward delegation names who passed it on: the delegate of the one it came from.
     passed_on_by = {d.id: by_id[d.parent_id].delegate_id for d in mine if d.parent_id in by_id}
     people = _names({d.delegate_id for d in mine})
+    offer = handed_over_at(db(), g.account.id)
     return render_template("delegation/delegates.html", **_page(
         "", delegations=mine, people=people, passed_on_by=passed_on_by, done=request.args.get("done"),
-        parent_age=services().settings.delegation_parent_age))
+        parent_age=services().settings.delegation_parent_age, now=utcnow(),
+        agree_from=agreement_opens(offer) if offer is not None and offer.verified_at else None))
 
 
 @bp.route("/account/delegates/invite", methods=["GET", "POST"])
@@ -77,8 +81,8 @@ def invite() -> Response | str:
         return render_template("delegation/invite.html", errors={}, **context)
     terms, errors = terms_from(request.form, onward=True)
     email = request.form.get("email", "").strip().lower()[:320]
-    if "@" not in email or " " in email:
-        errors["email"] = "Enter an email address in the correct format, like name@example.com"
+    if problem := email_problem(email):
+        errors["email"] = problem
     elif email == g.account.email:
         errors["email"] = "Enter someone else's email address: you cannot act for yourself"
     if errors or terms is None:
@@ -86,8 +90,7 @@ def invite() -> Response | str:
     delegation, token = lifecycle.invite_delegate(db(), g.account.id, email, terms, ledger=ledger())
     link = services().settings.endpoint(url_for("delegation.invitation", token=token))
     send_invitation(db(), to=email, principal=g.account, delegation=delegation, link=link)
-    db().commit()
-    return redirect(url_for("delegation.delegates", done="invited"))
+    return completed(url_for("delegation.delegates", done="invited"))
 
 
 @bp.post("/account/delegates/<delegation_id>/<action>")
@@ -109,12 +112,13 @@ def decide(delegation_id: str, action: str) -> Response:
     elif action == "renew":
         renew(delegation)
     elif action == "continue":
+        assurance = agreement_assurance(db(), g.account, current_session())  # type: ignore[arg-type]
         lifecycle.continue_for_young_person(db(), delegation, g.account.id, ledger=ledger(), effects=effects,
-                                            comes_of_age=comes_of_age(g.account), note=handover_evidence(g.account))
+                                            comes_of_age=comes_of_age(g.account), note=handover_evidence(g.account),
+                                            assurance=assurance)
     else:
         raise PageError("There is a problem", "That action is not available.", 404)
-    db().commit()
-    return redirect(url_for("delegation.delegates", done=action))
+    return completed(url_for("delegation.delegates", done=action))
 
 
 def comes_of_age(account: Account) -> dt.datetime | None:
@@ -158,8 +162,7 @@ def stop_everyone() -> Response | str:
         errors = {"confirm": "Select yes if you want to stop everyone acting for you"}
         return Response(render_template("delegation/stop_everyone.html", errors=errors), status=400)
     lifecycle.stop_everyone(db(), g.account.id, ledger=ledger(), effects=ServiceEffects())
-    db().commit()
-    return redirect(url_for("delegation.delegates", done="stopped"))
+    return completed(url_for("delegation.delegates", done="stopped"))
 
 
 # -- People you can act for ----------------------------------------------------------------------
@@ -182,8 +185,7 @@ def stop_acting(delegation_id: str) -> Response:
     delegation = lifecycle.owned(db(), delegation_id, delegate_id=g.account.id)
     lifecycle.transition(db(), delegation, "revoke", by=lifecycle.actor(g.account.id), reason="revoked_by_delegate",
                          ledger=ledger(), effects=ServiceEffects())
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done="stopped"))
+    return completed(url_for("delegation.acting_for", done="stopped"))
 
 
 @bp.route("/account/acting-for/<delegation_id>/pass-on", methods=["GET", "POST"])
@@ -205,8 +207,8 @@ def pass_on(delegation_id: str) -> Response | str:
                                agency_choices={a.id for a in choices["agencies"]}, scope_choices=set(choices["scopes"]),
                                modes=choices["modes"])
     email = request.form.get("email", "").strip().lower()[:320]
-    if "@" not in email or " " in email:
-        errors["email"] = "Enter an email address in the correct format, like name@example.com"
+    if problem := email_problem(email):
+        errors["email"] = problem
     elif email in (g.account.email, principal.email):
         errors["email"] = "Enter the email address of someone else"
     if not errors and terms is not None:
@@ -221,8 +223,7 @@ def pass_on(delegation_id: str) -> Response | str:
     link = services().settings.endpoint(url_for("delegation.invitation", token=token))
     send_invitation(db(), to=email, principal=principal, delegation=onward, link=link,
                     passed_on_by=g.account)
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done="passed_on"))
+    return completed(url_for("delegation.acting_for", done="passed_on"))
 
 
 def _onward_choices(mine: Delegation, principal: Account) -> dict[str, Any]:
@@ -263,8 +264,7 @@ def stop_passed_on(delegation_id: str, onward_id: str) -> Response:
         raise DelegationNotFound("There is no such delegation.")
     lifecycle.transition(db(), onward, "revoke", by=lifecycle.actor(g.account.id), reason="revoked_by_delegate",
                          ledger=ledger(), effects=ServiceEffects())
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done="stopped_passed_on"))
+    return completed(url_for("delegation.acting_for", done="stopped_passed_on"))
 
 
 @bp.route("/account/acting-for/request", methods=["GET", "POST"])
@@ -276,7 +276,7 @@ def ask() -> Response | str:
         return render_template("delegation/request.html", errors={}, **_page("", form=form))
     terms, errors = terms_from(request.form)
     email = request.form.get("email", "").strip().lower()[:320]
-    if "@" not in email or " " in email or email == g.account.email:
+    if email_problem(email) or email == g.account.email:
         errors["email"] = "Enter the email address of the person you want to help"
     if errors or terms is None:
         return Response(render_template("delegation/request.html", errors=errors, **_page("", form=form)), 400)
@@ -284,8 +284,7 @@ def ask() -> Response | str:
     if principal is not None:
         lifecycle.request_delegation(db(), g.account.id, principal.id, terms, ledger=ledger())
         send_request(db(), to=principal.email, delegate=g.account)
-        db().commit()
-    return redirect(url_for("delegation.acting_for", done="requested"))
+    return completed(url_for("delegation.acting_for", done="requested"))
 
 
 @bp.route("/account/acting-for/child", methods=["GET", "POST"])
@@ -298,6 +297,7 @@ def add_child() -> Response | str:
     fields = {name: request.form.get(name, "").strip()[:200] for name in ("given_name", "family_name")}
     errors = {name: "Enter the child's " + ("first" if name == "given_name" else "last") + " name"
               for name, value in fields.items() if not value}
+    errors |= {name: problem for name, value in fields.items() if value and (problem := name_problem(value))}
     born = birthdate(request.form)
     if born is None:
         errors["day"] = "Enter the child's date of birth, like 27 3 2015"
@@ -312,8 +312,7 @@ def add_child() -> Response | str:
         db().rollback()
         html = render_template("delegation/dependent.html", errors={"day": str(error)}, form=form)
         return Response(html, status=400)
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done="child"))
+    return completed(url_for("delegation.acting_for", done="child"))
 
 
 def birthdate(form: Any) -> dt.date | None:
@@ -325,13 +324,14 @@ def birthdate(form: Any) -> dt.date | None:
 
 # -- the emailed invitation link -----------------------------------------------------------------
 
-@bp.route("/delegation/invitation/<token>", methods=["GET", "POST"])
+@bp.route("/delegation/invitation/<secret:token>", methods=["GET", "POST"])
 def invitation(token: str) -> Response | str:
     delegation = lifecycle.invitation(db(), token[:100])
     login = current_session()
     if login is None:
         session[PENDING_INVITATION] = token[:100]
         return render_template("delegation/invitation_signin.html", email=delegation.invite_email)
+    delegation = lifecycle.invitation_for(db(), token[:100], login.account.email)  # before anything is shown
     principal = db().get(Account, delegation.principal_id)
     if request.method == "GET":
         return render_template("delegation/invitation.html", **_page(
@@ -342,12 +342,11 @@ def invitation(token: str) -> Response | str:
         lifecycle.accept_invitation(db(), token, login.account_id, login.account.email, ledger=ledger(),
                                     effects=effects)
     elif decision == "decline":
-        lifecycle.decline_invitation(db(), token, by=lifecycle.actor(login.account_id), ledger=ledger(),
-                                     effects=effects)
+        lifecycle.decline_invitation(db(), token, login.account.email, by=lifecycle.actor(login.account_id),
+                                     ledger=ledger(), effects=effects)
     else:
         raise PageError("Choose what to do", "Select accept or decline.")
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done=decision))
+    return completed(url_for("delegation.acting_for", done=decision))
 
 
 def pending_invitation() -> str | None:
@@ -371,12 +370,25 @@ EVENT_WORDS = {
 @signed_in
 def activity() -> str:
     """delegation.md "Rules": every action taken for the principal, with receipts."""
-    pseudonym = existing_pseudonym(db(), g.account.id)
-    entries = [] if pseudonym is None else ledger().entries_of(db(), pseudonym)
-    rows = [(item, item.entry) for item in entries
-            if item.entry["type"] in EVENT_WORDS and item.entry.get("principal") == pseudonym]
-    by_pseudonym = {a.ledger_pseudonym: a for a in db().scalars(
-        select(Account).where(Account.ledger_pseudonym.in_({e.get("delegate") for _, e in rows})))}
+    mine = set(record_pseudonyms(db(), g.account.id))
+    rows = [(item, item.entry) for item in ledger().record_of(db(), g.account.id)
+            if item.entry["type"] in EVENT_WORDS and item.entry.get("principal") in mine]
+    people, delegation_ids = _named_in(g.account, {entry.get("agency") for _, entry in rows})
     agencies_by_id = {a.id: a.name for a in db().scalars(select(Agency))}
-    return render_template("delegation/activity.html", rows=rows[::-1], people=by_pseudonym, words=EVENT_WORDS,
-                           agency_names=agencies_by_id)
+    return render_template("delegation/activity.html", rows=rows[::-1], people=people, words=EVENT_WORDS,
+                           agency_names=agencies_by_id, delegation_ids=delegation_ids)
+
+
+def _named_in(principal: Account, agency_ids: set[str | None]) -> tuple[dict[str, Account], dict[str, str]]:
+    """Whom each delegate pseudonym names, and which delegation each ``acted_on_behalf`` reference
+    is, in the contexts the rows are in (docs/consent-ledger.md "Pseudonyms"): the principal's
+    delegates' pseudonyms recomputed, not looked up, since the ledger holds no shared name."""
+    mine = list(db().scalars(select(Delegation).where(Delegation.principal_id == principal.id)))
+    delegates = list(db().scalars(select(Account).where(Account.id.in_({d.delegate_id for d in mine}))))
+    people = {a.ledger_pseudonym: a for a in delegates if a.ledger_pseudonym}
+    people |= {pseudonym_from(a.ledger_secret, agency_id): a
+               for a in delegates if a.ledger_secret for agency_id in agency_ids}
+    secret = principal.ledger_secret
+    references = {} if secret is None else {reference_from(secret, d.id, agency_id): d.id
+                                            for d in mine for agency_id in agency_ids if agency_id is not None}
+    return people, references

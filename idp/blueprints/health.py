@@ -54,9 +54,10 @@ def metrics() -> Response:
 
 
 def _keys_state(session: Session) -> str:
-    """A current ES256 key exists and its private key decrypts with this node's KEK."""
+    """A current ES256 key and a current ledger key exist, and decrypt with this node's KEK."""
     try:
         services().keyring.signing_key(session, "ES256")
+        services().keyring.ledger_signing_key(session)
     except DBAPIError:
         raise
     except Exception as error:  # noqa: BLE001 - any failure here means "cannot sign"

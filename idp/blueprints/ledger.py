@@ -1,7 +1,7 @@
 """The consent ledger's HTTP API (consent-ledger.md "HTTP API").
 
 Public, JSON: the latest checkpoint, the published keys, inclusion and consistency proofs (they
-reveal only hashes). For auditors: entries by range, to an agency client granted ``ledger:audit``,
+reveal only hashes). For auditors: entries by range, to an agency client an operator granted ``ledger:audit``,
 authenticated exactly as at the token endpoint. Bad input is a 400 naming the problem.
 """
 
@@ -17,11 +17,11 @@ from consent.errors import LedgerError, ProofRequestInvalid
 from consent.ledger import MAX_RANGE, encode_hashes
 from idp.consent_ledger import ledger
 from idp.models import Client
+from idp.models.clients import AUDIT_SCOPE
 from idp.services import db
 
 bp = Blueprint("ledger", __name__, url_prefix="/ledger")
 
-AUDIT_SCOPE = "ledger:audit"
 AUDITOR_AUTH_METHODS = ["private_key_jwt", "client_secret_basic", "client_secret_post"]
 MAX_DIGITS = 15  # beyond any tree we will hold, and far below where int() gets slow
 
@@ -84,7 +84,7 @@ def _authenticated_auditor() -> Client:
     server = current_app.extensions["authlib"]
     client: Client = server.authenticate_client(server.create_oauth2_request(request), AUDITOR_AUTH_METHODS,
                                                 endpoint="ledger")
-    if AUDIT_SCOPE not in client.scope.split():
+    if not client.holds_privilege(AUDIT_SCOPE):  # granted by an operator only (idp client grant-scope)
         db().commit()
         raise InsufficientScopeError(description=f"The client has not been granted {AUDIT_SCOPE!r}.")
     return client

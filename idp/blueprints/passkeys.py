@@ -30,6 +30,7 @@ from idp import passkeys as ceremonies
 from idp.assurance import TWO_FACTOR, combine_amr
 from idp.blueprints.authorize import acr_request
 from idp.errors import PageError
+from idp.forms import completed
 from idp.interactions import Interaction
 from idp.login_sessions import client_network, current_session, start_session, step_up_session
 from idp.mail import send_credential_changed
@@ -183,16 +184,14 @@ def report_lost() -> Response | str:
                                errors={"confirm": "Select yes if you have lost all your passkeys"})
         return Response(html, status=400)
     lost.request_reset(db(), login.account)
-    db().commit()
-    return redirect(url_for("passkeys.manage", done="lost"))
+    return completed(url_for("passkeys.manage", done="lost"))
 
 
 @bp.post("/passkeys/lost/cancel")
 def cancel_lost() -> Response:
     login = signed_in_page()
     lost.cancel_reset(db(), login.account)
-    db().commit()
-    return redirect(url_for("passkeys.manage", done="kept"))
+    return completed(url_for("passkeys.manage", done="kept"))
 
 
 @bp.get("/passkeys/add")
@@ -217,8 +216,7 @@ def rename(credential_id: str) -> Response | str:
         html = render_template("passkeys/rename.html", passkey=passkey, errors=errors, name=name[:200])
         return Response(html, status=400)
     ceremonies.rename_passkey(db(), login.account_id, credential_id, name)
-    db().commit()
-    return redirect(url_for("passkeys.manage"))
+    return completed(url_for("passkeys.manage"))
 
 
 @bp.route("/passkeys/<credential_id>/remove", methods=["GET", "POST"])
@@ -234,8 +232,7 @@ def remove(credential_id: str) -> Response | str:
     except PasskeyError as error:
         return Response(render_template("passkeys/remove.html", passkey=passkey, error=error.message), error.status)
     send_credential_changed(db(), to=login.account.email, what="passkey list")
-    db().commit()
-    return redirect(url_for("passkeys.manage", removed=1))
+    return completed(url_for("passkeys.manage", removed=1))
 
 
 # --- helpers -------------------------------------------------------------------------------

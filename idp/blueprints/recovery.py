@@ -7,8 +7,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
+from idp.contact_details import email_problem
 from idp.email_codes import WRONG_CODE, CodeCheck, check_code, issue_code
 from idp.errors import PageError
+from idp.forms import completed, remember_outcome
 from idp.login_sessions import end_session, live_sessions, start_session
 from idp.mail import send_code, send_credential_changed
 from idp.models import Account, EmailChallenge
@@ -26,17 +28,16 @@ def start() -> Response | str:
     if request.method == "GET":
         return render_template("recovery/email.html", email="", errors={})
     email = request.form.get("email", "").strip().lower()
-    if "@" not in email or len(email) > 320:
-        errors = {"email": "Enter an email address in the correct format, like name@example.com"}
+    if problem := email_problem(email):
+        errors = {"email": problem}
         return Response(render_template("recovery/email.html", email=email[:320], errors=errors), status=400)
     account = db().scalar(select(Account).where(Account.email == email, Account.status == "active"))
     # Same page either way (no enumeration); only a real owner gets a code.
     challenge, code = issue_code(db(), purpose="recovery", email=email, account_id=account.id if account else None)
     if account is not None:
         send_code(db(), to=email, code=code, purpose="recovery")
-    db().commit()
     session[KEY] = challenge.id
-    return redirect(url_for("recovery.code"))
+    return completed(url_for("recovery.code"), flow={KEY: challenge.id})
 
 
 def _challenge() -> EmailChallenge:
@@ -54,6 +55,8 @@ def code() -> Response | str:
     result = check_code(db(), challenge, request.form.get("code", "")[:20])
     if challenge.account_id is None:  # no such account, so no code was sent: always a wrong code
         result = CodeCheck(False, WRONG_CODE)
+    if result.ok:
+        remember_outcome(url_for("recovery.password"))
     db().commit()
     if not result.ok:
         html = render_template("signup/code.html", email=challenge.email, errors={"code": result.message})
@@ -80,6 +83,5 @@ def password() -> Response | str:
         end_session(db(), other)
     send_credential_changed(db(), to=account.email, what="password")
     start_session(account, acr="Cl", amr=["pwd"])
-    db().commit()
     session.pop(KEY, None)
-    return redirect(url_for("home.index"))
+    return completed(url_for("home.index"))

@@ -14,10 +14,10 @@ from sqlalchemy import func, select
 from consent.consents import consents_of, withdraw_consent
 from consent.errors import ConsentNotActive
 from consent.ledger import StoredEntry
-from consent.pseudonyms import existing_pseudonym
 from idp.consent_ledger import agency_tokens, ledger
 from idp.db import utcnow
 from idp.errors import PageError
+from idp.forms import completed
 from idp.login_sessions import current_session
 from idp.models import Account, Agency, Client, TokenFamily
 from idp.oauth.claims import SCOPE_DESCRIPTIONS
@@ -66,8 +66,7 @@ def withdraw(agency_id: str) -> Response:
     except ConsentNotActive:
         message = "You are not sharing anything with that service."
         raise PageError("There is nothing to withdraw", message, 409) from None
-    db().commit()
-    return redirect(url_for("services.connected", withdrawn=agency_id))
+    return completed(url_for("services.connected", withdrawn=agency_id))
 
 
 @bp.get("/record")
@@ -135,8 +134,7 @@ def _statutory(account_id: str) -> list[Connection]:
 
 
 def _own_entries(account_id: str) -> list[StoredEntry]:
-    pseudonym = existing_pseudonym(db(), account_id)
-    return [] if pseudonym is None else ledger().entries_of(db(), pseudonym)
+    return ledger().record_of(db(), account_id)
 
 
 def _as_json(item: StoredEntry) -> dict[str, Any]:

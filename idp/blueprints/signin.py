@@ -8,8 +8,10 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 from sqlalchemy import select
 
 from idp import interactions
+from idp.contact_details import email_problem
 from idp.db import utcnow
 from idp.errors import PageError
+from idp.forms import remember_outcome
 from idp.login_sessions import client_network, current_session, end_current_session, start_session
 from idp.mail import send_account_locked
 from idp.models import Account
@@ -84,7 +86,7 @@ def record_failures(keys: list[str], email: str) -> None:
 
 def validate_form(email: str, password: str) -> dict[str, str]:
     errors = {}
-    if not email.strip() or len(email) > MAX_EMAIL or "@" not in email:
+    if len(email) > MAX_EMAIL or email_problem(email):
         errors["email"] = "Enter your email address, like name@example.com"
     if not password or len(password) > MAX_PASSWORD:
         errors["password"] = "Enter your password"
@@ -116,6 +118,7 @@ def choose_account(interaction_id: str) -> Response | str:
         return redirect(url_for("authorize.resume", interaction_id=interaction.id))
     if request.form.get("choice") == "other":
         end_current_session()
+        remember_outcome(url_for("signin.signin", interaction=interaction.id))
         db().commit()
         interaction.account_chosen = True
         interactions.save(interaction)
@@ -128,6 +131,7 @@ def signout() -> Response | str:
     if request.method == "GET":
         return render_template("signin/signout.html", signed_in=current_session() is not None)
     end_current_session()
+    remember_outcome(url_for("signin.signout"))
     db().commit()
     g.signed_out = True
     return render_template("signin/signed_out.html")

@@ -12,8 +12,10 @@ from sqlalchemy import select
 
 from idp import interactions
 from idp.accounts import AccountError, create_account
+from idp.contact_details import email_problem, name_problem
 from idp.email_codes import check_code, issue_code
 from idp.errors import PageError
+from idp.forms import completed, remember_outcome
 from idp.login_sessions import start_session
 from idp.mail import send_already_registered, send_code
 from idp.models import Account, EmailChallenge
@@ -46,12 +48,12 @@ def start() -> Response | str:
     if request.method == "GET":
         return render_template("signup/email.html", email="", errors={}, interaction=interaction)
     email = request.form.get("email", "").strip().lower()
-    if "@" not in email or len(email) > 320 or " " in email:
-        errors = {"email": "Enter an email address in the correct format, like name@example.com"}
-        html = render_template("signup/email.html", email=email[:320], errors=errors, interaction=interaction)
+    if problem := email_problem(email):
+        html = render_template("signup/email.html", email=email[:320], errors={"email": problem},
+                               interaction=interaction)
         return Response(html, status=400)
-    session[KEY] = {"challenge": send_email_code(email), "interaction": interaction}
-    return redirect(url_for("signup.code"))
+    session[KEY] = pending = {"challenge": send_email_code(email), "interaction": interaction}
+    return completed(url_for("signup.code"), flow={KEY: pending})
 
 
 def send_email_code(email: str) -> str:
@@ -62,7 +64,6 @@ def send_email_code(email: str) -> str:
         send_code(db(), to=email, code=code, purpose="signup")
     else:
         send_already_registered(db(), to=email)
-    db().commit()
     return challenge.id
 
 
@@ -73,6 +74,8 @@ def code() -> Response | str:
     if request.method == "GET":
         return render_template("signup/code.html", email=challenge.email, errors={})
     result = check_code(db(), challenge, request.form.get("code", "")[:20])
+    if result.ok:
+        remember_outcome(url_for("signup.details"))
     db().commit()
     if not result.ok:
         html = render_template("signup/code.html", email=challenge.email, errors={"code": result.message},
@@ -101,8 +104,12 @@ def details_problems(form: dict[str, str], password: str, email: str) -> dict[st
     errors: dict[str, str] = {}
     if not form["given_name"]:
         errors["given_name"] = "Enter your first name"
+    elif problem := name_problem(form["given_name"]):
+        errors["given_name"] = problem
     if not form["family_name"]:
         errors["family_name"] = "Enter your last name"
+    elif problem := name_problem(form["family_name"]):
+        errors["family_name"] = problem
     if any(form[part] for part in ("day", "month", "year")) and birthdate(form) is None:
         errors["day"] = "Date of birth must be a real date in the past, like 27 3 1990"
     if form["method"] not in {"password", "passkey"}:
@@ -129,9 +136,8 @@ def finish(challenge: EmailChallenge, form: dict[str, str], password: str | None
     challenge.consumed_at = challenge.verified_at
     # The email code is the factor that proved this person (RFC 8176 "otp" for a one-time code).
     start_session(account, acr="Cl", amr=["pwd"] if password else ["otp"])
-    db().commit()
     pending = session.pop(KEY, {})
-    return redirect(url_for("signup.done", interaction=pending.get("interaction") or None,
+    return completed(url_for("signup.done", interaction=pending.get("interaction") or None,
                         passkey=None if password else "1"))
 
 

@@ -10,8 +10,9 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 from consent import delegations as lifecycle
 from consent.errors import DelegationInvalid
 from idp.blueprints.account import signed_in
-from idp.dependents import handover, offer_own_account, own_account_problem, take_own_account
+from idp.dependents import COOLING_OFF, handover, offer_own_account, own_account_problem, take_own_account
 from idp.errors import PageError
+from idp.forms import completed
 from idp.login_sessions import current_session, start_session
 from idp.mail import SERVICE
 from idp.models import Account
@@ -53,11 +54,10 @@ def offer(delegation_id: str) -> Response | str:
             f"{g.account.name} has set up a {SERVICE} account for you, {child.given_name}.\n\n"
             f"To start using it, open this link within 7 days and choose a password (the link works once):\n"
             f"{address}\n\nIf you were not expecting this, you can ignore this email.\n"))
-    db().commit()
-    return redirect(url_for("delegation.acting_for", done="own_account_offered"))
+    return completed(url_for("delegation.acting_for", done="own_account_offered"))
 
 
-@bp.route("/own-account/<link>", methods=["GET", "POST"])
+@bp.route("/own-account/<secret:link>", methods=["GET", "POST"])
 def take(link: str) -> Response | str:
     """The young person's page: choose a password; the profile becomes their account."""
     offered, child = handover(db(), link)
@@ -74,11 +74,16 @@ def take(link: str) -> Response | str:
     parents = [db().get(Account, d.delegate_id) for d in lifecycle.of_principal(db(), child.id)
                if d.type == "parent" and d.delegate_id]
     take_own_account(db(), offered, child, hash_password(password))
+    queue_email(db(), to=offered.email, subject=f"{SERVICE}: you have your own account", body=(
+        f"{child.given_name}, you now have your own {SERVICE} account, which your parent set up for you. You "
+        "decide what is shared with services. Your parent can still help you until you are "
+        f"{services().settings.delegation_parent_age}; only you can agree that they keep helping after that, "
+        f"by signing in yourself at least {COOLING_OFF.days} days from now.\n\n"
+        "If you did not set up this account, contact us.\n"))
     for parent in parents:
         if parent is not None:
             queue_email(db(), to=parent.email, subject=f"{SERVICE}: {child.given_name} has their own account",
                         body=f"{child.name} has set up their own account. They now decide what is shared "
                              "and who can help them; you can still help them while they allow it.\n")
     start_session(child, acr="Cl", amr=["pwd"])
-    db().commit()
-    return redirect(url_for("delegation.delegates", done="own_account"))
+    return completed(url_for("delegation.delegates", done="own_account"))

@@ -3,6 +3,7 @@
 from idp.models.accounts import Account
 from idp.models.challenges import EmailChallenge, WebAuthnChallenge
 from idp.models.clients import Agency, Client
+from idp.models.forms import FormSubmission
 from idp.models.outbox import OutboxMessage
 from idp.models.passkeys import Passkey
 from idp.models.sessions import LoginSession, SessionParticipant
@@ -17,6 +18,7 @@ __all__ = [
     "Client",
     "ClientAssertionJti",
     "EmailChallenge",
+    "FormSubmission",
     "LoginSession",
     "OutboxMessage",
     "Passkey",

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, String
+from sqlalchemy import JSON, CheckConstraint, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.db import Base, utcnow
@@ -34,7 +34,9 @@ class Account(Base):
     locale: Mapped[str] = mapped_column(String(2), default="en")
     password_hash: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(10), default="active")
-    # consent-ledger.md: the only name the ledger knows the citizen by; NULL once erased.
+    # consent/pseudonyms.py: the secret the citizen's pairwise ledger pseudonyms are derived from;
+    # NULL once erased. ``ledger_pseudonym`` is the one pseudonym of entries made before 0010.
+    ledger_secret: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     ledger_pseudonym: Mapped[str | None] = mapped_column(String(32), unique=True)
     # idp/passkey_reset.py: when every passkey is removed, having been reported lost (NULL: not asked).
     passkeys_reset_at: Mapped[dt.datetime | None] = mapped_column(index=True)

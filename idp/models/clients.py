@@ -17,14 +17,14 @@ from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, LargeBinary, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.db import Base, utcnow
+from keys.digests import secret_digest as hash_secret  # re-exported: how client secrets are stored
 
 AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "client_secret_post", "none")
 ID_TOKEN_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
-
-
-def hash_secret(value: str) -> str:
-    """Secrets we issue carry ≥256 bits of entropy, so one SHA-256 is enough to store them."""
-    return hashlib.sha256(value.encode()).hexdigest()
+AUDIT_SCOPE = "ledger:audit"  # consent-ledger.md "HTTP API": entries by range, for auditors
+# Scopes that only an operator grants (``idp client grant-scope``): refused in client metadata
+# (idp/registry.py), never allowed in an authorization request, so never on a consent page.
+PRIVILEGED_SCOPES = frozenset({AUDIT_SCOPE})
 
 
 class Agency(Base):
@@ -85,6 +85,9 @@ class Client(Base):
     # The legal basis under which the agency holds the claims: set by the operator only; no
     # consent page is shown, and the ledger still records every disclosure.
     statutory_basis: Mapped[str | None] = mapped_column(String(500))
+    # idp/registry.py PRIVILEGED_SCOPES granted by an operator (``idp client grant-scope``): never
+    # client metadata, so no registration sets them and no authorization request can ask for them.
+    privileged_scopes: Mapped[str] = mapped_column(String(200), default="", server_default="")
     # delegation.md "What agencies receive": False means never send this client acting-for tokens.
     delegation_supported: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -101,7 +104,7 @@ class Client(Base):
         return None
 
     def get_allowed_scope(self, scope: str | None) -> str:
-        allowed = set(self.scope.split())
+        allowed = set(self.scope.split()) - PRIVILEGED_SCOPES  # operator grants are not OAuth scopes to ask for
         return " ".join(s for s in (scope or "").split() if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
@@ -122,6 +125,10 @@ class Client(Base):
         return grant_type in self.grant_types
 
     # --- our own -------------------------------------------------------------------------
+    def holds_privilege(self, scope: str) -> bool:
+        """An operator granted ``scope`` (one of PRIVILEGED_SCOPES) to this client."""
+        return scope in PRIVILEGED_SCOPES and scope in self.privileged_scopes.split()
+
     def subject_for(self, account_id: str) -> str:
         if self.subject_type == "public":
             return account_id

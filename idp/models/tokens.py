@@ -49,6 +49,15 @@ class AuthorizationCode(Base):
     session_sid: Mapped[str | None] = column_property(
         select(LoginSession.sid).where(LoginSession.id == session_id).scalar_subquery()
     )
+    # When that session was signed out, read in the same statement (see ``session_signed_out``).
+    session_ended_at: Mapped[dt.datetime | None] = column_property(
+        select(LoginSession.ended_at).where(LoginSession.id == session_id).scalar_subquery()
+    )
+
+    @property
+    def session_signed_out(self) -> bool:
+        """The sign-in session the code was issued in has ended (signed out, everywhere too) or is gone."""
+        return self.session_id is None or self.session_ended_at is not None
 
     # --- Authlib AuthorizationCodeMixin ----------------------------------------------------
     def get_redirect_uri(self) -> str:

@@ -66,14 +66,19 @@ def scopes_implied_by(claims_request: dict[str, dict[str, Any]] | None) -> set[s
 
 
 def account_claims(account: Account) -> dict[str, Any]:
+    """The account's claims; a child profile has no email address (its stored one is a placeholder
+    that never delivers), so it releases none: only what the parent entered."""
+    from idp.dependents import is_dependent
+
+    no_email = is_dependent(account)
     return {
         "name": account.name,
         "given_name": account.given_name,
         "family_name": account.family_name,
         "birthdate": account.birthdate.isoformat() if account.birthdate else None,
         "locale": account.locale,
-        "email": account.email,
-        "email_verified": account.email_verified,
+        "email": None if no_email else account.email,
+        "email_verified": None if no_email else account.email_verified,
         "phone_number": account.phone_number,
         "phone_number_verified": account.phone_number_verified if account.phone_number else None,
         "address": account.address,

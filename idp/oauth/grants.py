@@ -112,6 +112,10 @@ class AuthorizationCodeGrant(ConsentCheckedTokens, grants.AuthorizationCodeGrant
         if claimed.rowcount != 1:
             self._revoke_tokens_of_replayed(record.code_hash)
             return None
+        if record.session_signed_out:
+            # RFC 6749 §4.1.2 "short lived", OIDC Core §3.1.2.1 and RP-Initiated Logout §2: a code
+            # stands for the sign-in it was issued in; once that session is signed out it is spent.
+            return None
         return record
 
     def _revoke_tokens_of_replayed(self, code_hash: str) -> None:

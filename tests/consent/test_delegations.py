@@ -15,12 +15,14 @@ from consent import delegations as lifecycle
 from consent.acting import act_for, may_act_for
 from consent.delegation_models import Delegation
 from consent.delegations import TRANSITIONS, Terms
-from consent.errors import DelegationInvalid, DelegationStateError, InvitationUnusable, NotAllowedToAct
+from consent.errors import (DelegationInvalid, DelegationStateError, InvitationForSomeoneElse, InvitationUnusable,
+                            NotAllowedToAct)
 from consent.ledger import Ledger
 from consent.models import LedgerEntry
 from idp.accounts import create_account
 from idp.db import utcnow
 from idp.models import Account
+from keys.digests import secret_digest
 
 CARER = Terms(type="carer", mode="act")
 
@@ -72,7 +74,7 @@ def ledger_types(session: Session) -> list[str]:
 def test_invitation_is_stored_hashed_and_defaults_to_twelve_months(db_session: Session, principal: Account,
                                                                    carer: Account, ledger: Ledger) -> None:
     delegation, token = invited(db_session, principal, carer, ledger)
-    assert delegation.status == "invited" and delegation.token_hash == lifecycle.token_hash(token)
+    assert delegation.status == "invited" and delegation.token_hash == secret_digest(token)
     assert token not in (delegation.token_hash or "")
     assert delegation.ends_at is not None and 364 <= (delegation.ends_at - utcnow()).days <= 365
     assert ledger_types(db_session)[-1] == "delegation.invited"
@@ -110,13 +112,24 @@ def test_only_the_invited_address_can_accept(db_session: Session, principal: Acc
                                              ledger: Ledger) -> None:
     _delegation, token = invited(db_session, principal, carer, ledger)
     stranger = person(db_session, "Eve")
-    with pytest.raises(DelegationInvalid, match="different email"):
+    with pytest.raises(InvitationForSomeoneElse, match="different email"):
         lifecycle.accept_invitation(db_session, token, stranger.id, stranger.email, ledger=ledger, effects=None)
+
+
+def test_only_the_invited_address_can_decline(db_session: Session, principal: Account, carer: Account,
+                                              ledger: Ledger) -> None:
+    delegation, token = invited(db_session, principal, carer, ledger)
+    stranger = person(db_session, "Eve")
+    with pytest.raises(InvitationForSomeoneElse, match="different email"):
+        lifecycle.decline_invitation(db_session, token, stranger.email, by=f"account:{stranger.id}", ledger=ledger,
+                                     effects=None)
+    assert delegation.status == "invited"
 
 
 def test_declining_an_invitation(db_session: Session, principal: Account, carer: Account, ledger: Ledger) -> None:
     delegation, token = invited(db_session, principal, carer, ledger)
-    lifecycle.decline_invitation(db_session, token, by=f"account:{carer.id}", ledger=ledger, effects=None)
+    lifecycle.decline_invitation(db_session, token, carer.email, by=f"account:{carer.id}", ledger=ledger,
+                                 effects=None)
     assert delegation.status == "declined"
     assert ledger_types(db_session)[-1] == "delegation.declined"
 

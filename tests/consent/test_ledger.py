@@ -18,7 +18,7 @@ from consent.errors import ConsentNotActive, InvalidEvent
 from consent.events import EventType
 from consent.ledger import CheckpointPolicy, Ledger
 from consent.models import LedgerCheckpoint, LedgerEntry
-from consent.pseudonyms import existing_pseudonym
+from consent.pseudonyms import pseudonym_for, record_pseudonyms
 from consent.verify import canonical_json, leaf_hash, verify_checkpoint, verify_inclusion, verify_receipt
 from idp.db import utcnow
 from idp.models import Account, Agency
@@ -30,16 +30,14 @@ def _grant(session: Session, ledger: Ledger, citizen: Account, agency: Agency, *
 
 
 def _entries(session: Session, ledger: Ledger, citizen: Account) -> list[dict]:
-    pseudonym = existing_pseudonym(session, citizen.id)
-    assert pseudonym is not None
-    return [item.entry for item in ledger.entries_of(session, pseudonym)]
+    return [item.entry for item in ledger.record_of(session, citizen.id)]
 
 
 def test_a_consent_decision_is_logged_with_the_standing_consent(db_session: Session, ledger: Ledger,
                                                                 citizen: Account, agency: Agency) -> None:
     _grant(db_session, ledger, citizen, agency, days=30)
     [entry] = _entries(db_session, ledger, citizen)
-    assert entry["type"] == "consent.granted" and entry["v"] == 1
+    assert entry["type"] == "consent.granted" and entry["v"] == 2
     assert entry["scopes"] == ["email"] and entry["denied"] == ["phone"]
     assert entry["agency"] == agency.id and entry["client"] == "client-1" and entry["purpose"] == "To send you letters"
     consent = find_consent(db_session, citizen.id, agency.id)
@@ -54,7 +52,7 @@ def test_entries_name_people_only_by_pseudonym(db_session: Session, ledger: Ledg
     assert leaf is not None
     for personal in (citizen.id, citizen.email, citizen.given_name, citizen.family_name):
         assert personal not in leaf
-    assert json.loads(leaf)["subject"] == existing_pseudonym(db_session, citizen.id)
+    assert json.loads(leaf)["subject"] == pseudonym_for(db_session, citizen.id, agency.id)
 
 
 def test_the_leaf_is_the_rfc8785_canonical_entry(db_session: Session, ledger: Ledger, citizen: Account,
@@ -68,7 +66,7 @@ def test_the_leaf_is_the_rfc8785_canonical_entry(db_session: Session, ledger: Le
 def test_the_receipt_is_signed_and_proves_inclusion(db_session: Session, ledger: Ledger, citizen: Account,
                                                     agency: Agency) -> None:
     _grant(db_session, ledger, citizen, agency)
-    stored = ledger.entries_of(db_session, existing_pseudonym(db_session, citizen.id) or "")[-1]
+    stored = ledger.record_of(db_session, citizen.id)[-1]
     assert stored.receipt is not None
     keys = ledger.verifier_keys(db_session)
     receipt = verify_receipt(stored.receipt, keys)
@@ -151,14 +149,13 @@ def test_expiry_is_logged_once_by_the_tick(db_session: Session, ledger: Ledger, 
 def test_erasure_unlinks_the_pseudonym_and_the_ledger_still_verifies(db_session: Session, ledger: Ledger,
                                                                      citizen: Account, agency: Agency) -> None:
     _grant(db_session, ledger, citizen, agency)
-    pseudonym = existing_pseudonym(db_session, citizen.id)
+    at_agency, own = pseudonym_for(db_session, citizen.id, agency.id), pseudonym_for(db_session, citizen.id, None)
     appended = erase_from_ledger(db_session, citizen.id, ledger=ledger)
-    assert appended is not None and appended.entry == {**appended.entry, "type": "account.erased",
-                                                       "subject": pseudonym}
-    assert existing_pseudonym(db_session, citizen.id) is None
+    assert appended is not None and appended.entry == {**appended.entry, "type": "account.erased", "subject": own}
+    assert record_pseudonyms(db_session, citizen.id) == [] and ledger.record_of(db_session, citizen.id) == []
     db_session.delete(db_session.get(Account, citizen.id))
     db_session.flush()
-    assert len(ledger.entries_of(db_session, pseudonym or "")) == 2  # still there, tied to no one
+    assert len(ledger.entries_of(db_session, at_agency, own)) == 2  # still there, tied to no one
     ledger.checkpoint(db_session)
     assert audit(db_session, ledger).ok
 

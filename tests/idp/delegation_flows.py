@@ -19,6 +19,7 @@ from consent.delegations import Terms
 from consent.ledger import Ledger
 from idp.accounts import create_account
 from idp.models import Account, OutboxMessage
+from idp.outbox import open_body
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 from tests.idp.flows import CSRF, ISSUER, RegisteredClient
@@ -93,8 +94,9 @@ def emailed_link(session: Session, to: str, pattern: re.Pattern[str]) -> str:
     message = session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == to)
                               .order_by(OutboxMessage.created_at.desc())).first()
     assert message is not None, f"no email to {to}"
-    match = pattern.search(message.body)
-    assert match, message.body
+    body = open_body(session, message)
+    match = pattern.search(body)
+    assert match, body
     return match.group(1)
 
 

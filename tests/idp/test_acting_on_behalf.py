@@ -17,6 +17,7 @@ from consent.models import LedgerEntry
 from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects
 from idp.models import Account, Agency, OutboxMessage, TokenFamily
+from idp.outbox import open_body
 from tests.conftest import CITIZEN_PASSWORD, make_client
 from tests.idp import flows
 from tests.idp.delegation_flows import acting_tokens, claims, consent, delegate, introspect, person
@@ -135,8 +136,9 @@ def test_revoking_stops_every_token_at_once_and_tells_the_agency_and_both_people
     assert flows.refresh(client, bcl_rp, body["refresh_token"]).get_json()["error"] == "invalid_grant"
     queued = db_session.scalars(select(OutboxMessage)).all()
     logout = [m for m in queued if m.kind == "backchannel_logout" and m.recipient == "https://rp.example/bcl"]
-    assert len(logout) == 1 and json.loads(logout[0].body)["account_id"] == mary.id  # sub: the one served
-    told = {m.recipient for m in queued if m.kind == "email" and "no longer act" in m.body}
+    assert len(logout) == 1  # sub: the one served
+    assert json.loads(open_body(db_session, logout[0]))["account_id"] == mary.id
+    told = {m.recipient for m in queued if m.kind == "email" and "no longer act" in open_body(db_session, m)}
     assert told == {mary.email, carol.email}
     assert db_session.scalars(select(LedgerEntry.type).order_by(LedgerEntry.seq.desc())).first() == \
         "delegation.revoked"

@@ -75,3 +75,21 @@ def test_keys_list_and_rotate(run) -> None:  # type: ignore[no-untyped-def]
     states = {json.loads(line)["kid"]: json.loads(line)["state"] for line in run("keys", "list").stdout.splitlines()}
     assert all(states[kid] == "current" for kid in before.values())
     assert "retired" in states.values()
+
+
+def test_only_grant_scope_gives_a_client_ledger_audit(run) -> None:  # type: ignore[no-untyped-def]
+    agency = _json(run("agency", "create", "--name", "Audit Office"))
+    asked = run("client", "create", "--agency", agency["id"], "--name", "Auditor", "--redirect-uri",
+                "https://audit.example/cb", "--auth-method", "client_secret_basic", "--scope", "openid ledger:audit")
+    assert asked.exit_code != 0 and "invalid_client_metadata" in asked.output
+    created = _json(run("client", "create", "--agency", agency["id"], "--name", "Auditor", "--redirect-uri",
+                        "https://audit.example/cb", "--auth-method", "client_secret_basic"))
+    granted = _json(run("client", "grant-scope", created["client_id"], "ledger:audit"))
+    assert granted == {"client_id": created["client_id"], "privileged_scopes": ["ledger:audit"]}
+    assert _json(run("client", "grant-scope", created["client_id"], "ledger:audit")) == granted  # idempotent
+    revoked = _json(run("client", "revoke-scope", created["client_id"], "ledger:audit"))
+    assert revoked["privileged_scopes"] == []
+    not_privileged = run("client", "grant-scope", created["client_id"], "email")
+    assert not_privileged.exit_code != 0 and "not a privileged scope" in not_privileged.output
+    missing = run("client", "grant-scope", "no-such-client", "ledger:audit")
+    assert missing.exit_code != 0 and "no client" in missing.output

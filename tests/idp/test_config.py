@@ -67,3 +67,18 @@ def test_production_refuses_development_defaults(tmp_path: Path, change: dict, m
 def test_unknown_or_malformed_values_fail_with_a_clear_message(tmp_path: Path, environ: dict) -> None:
     with pytest.raises(ConfigError):
         Settings.from_env(environ | {"IDP_INSTANCE_PATH": str(tmp_path)})
+
+
+@pytest.mark.parametrize("name, field", [("IDP_KEY_ROTATION_DAYS", "key_rotation_days"),
+                                         ("IDP_PROXY_HOPS", "proxy_hops")])
+def test_zero_is_accepted_where_it_has_a_documented_meaning(tmp_path: Path, name: str, field: str) -> None:
+    """``IDP_KEY_ROTATION_DAYS=0``: no scheduled rotation (only ``idp keys rotate``); ``IDP_PROXY_HOPS=0``: no proxy."""
+    settings = Settings.from_env({name: "0", "IDP_INSTANCE_PATH": str(tmp_path)})
+    assert getattr(settings, field) == 0
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: "-1", "IDP_INSTANCE_PATH": str(tmp_path)})
+
+
+def test_zero_is_still_refused_where_it_means_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="IDP_ACCESS_TOKEN_TTL"):
+        Settings.from_env({"IDP_ACCESS_TOKEN_TTL": "0", "IDP_INSTANCE_PATH": str(tmp_path)})

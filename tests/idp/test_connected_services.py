@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from consent.consents import find_consent
 from consent.ledger import Ledger
-from consent.pseudonyms import existing_pseudonym
+from consent.pseudonyms import pseudonym_for, record_pseudonyms
 from idp.config import Settings
 from idp.consent_ledger import ledger_for
 from idp.models import Account, Agency, OutboxMessage
@@ -26,7 +26,7 @@ def _ledger(settings: Settings, base_services: Services) -> Ledger:
 
 
 def _entries(db_session: Session, ledger: Ledger, account: Account) -> list[dict]:
-    return [item.entry for item in ledger.entries_of(db_session, existing_pseudonym(db_session, account.id) or "-")]
+    return [item.entry for item in ledger.record_of(db_session, account.id)]
 
 
 def _withdraw(client: FlaskClient, agency_id: str, decision: str | None = "withdraw") -> int:
@@ -165,12 +165,12 @@ def test_deleting_the_account_logs_the_erasure_and_unlinks_the_pseudonym(
 
     ledger = _ledger(settings, base_services)
     flows.tokens_for(client, rp)
-    pseudonym = existing_pseudonym(db_session, signed_in.id)
+    pseudonyms = [pseudonym_for(db_session, signed_in.id, agency_id) for agency_id in (rp.model.agency_id, None)]
     token = flows.csrf_token(client, "/account/delete")
     client.post("/account/delete", data={"csrf_token": token, "confirm": "delete"})
     db_session.expire_all()
-    assert existing_pseudonym(db_session, signed_in.id) is None
-    entries = [item.entry for item in ledger.entries_of(db_session, pseudonym or "-")]
+    assert record_pseudonyms(db_session, signed_in.id) == []
+    entries = [item.entry for item in ledger.entries_of(db_session, *pseudonyms)]
     assert [entry["type"] for entry in entries] == ["consent.granted", "disclosure", "account.erased"]
     assert all(signed_in.email not in json.dumps(entry) for entry in entries)
     ledger.checkpoint(db_session)

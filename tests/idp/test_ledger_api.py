@@ -18,6 +18,8 @@ from consent import verify
 from consent.ledger import MAX_RANGE, Ledger
 from consent.verify import VerifierKey, verify_checkpoint, verify_consistency, verify_inclusion
 from idp.models import Account, Agency
+from idp.models.clients import AUDIT_SCOPE
+from idp.registry import grant_privileged_scope
 from tests.conftest import make_client
 from tests.idp import flows
 from tests.idp.flows import RegisteredClient
@@ -103,7 +105,7 @@ def test_malformed_consistency_requests_are_400s_naming_the_problem(client: Flas
 
 def test_auditors_read_entries_by_range(client: FlaskClient, history: dict, db_session: Session,
                                         agency: Agency) -> None:
-    auditor = make_client(db_session, agency, method="client_secret_basic", scope="openid ledger:audit")
+    auditor = auditor_of(db_session, agency, method="client_secret_basic")
     size = history["tree_size"]
     response = client.post("/ledger/entries", **flows.authenticated(auditor, {"start": "0", "end": str(size)}))
     assert response.status_code == 200, response.get_json()
@@ -119,7 +121,7 @@ def test_entries_need_an_authenticated_client_granted_ledger_audit(client: Flask
     data = {"start": "0", "end": "1"}
     assert client.post("/ledger/entries", data=data).status_code == 401
     assert client.post("/ledger/entries", **flows.authenticated(secret_rp, data)).status_code == 403
-    auditor = make_client(db_session, agency, method="client_secret_basic", scope="openid ledger:audit")
+    auditor = auditor_of(db_session, agency, method="client_secret_basic")
     auditor.secret = "wrong"
     assert client.post("/ledger/entries", **flows.authenticated(auditor, data)).status_code == 401
 
@@ -128,9 +130,17 @@ def test_entries_need_an_authenticated_client_granted_ledger_audit(client: Flask
                                   {"start": "a", "end": "1"}, {"start": "0", "end": str(MAX_RANGE + 1)}])
 def test_bad_entry_ranges_are_400s(client: FlaskClient, history: dict, db_session: Session, agency: Agency,
                                    data: dict) -> None:
-    auditor = make_client(db_session, agency, method="client_secret_post", scope="openid ledger:audit")
+    auditor = auditor_of(db_session, agency, method="client_secret_post")
     response = client.post("/ledger/entries", **flows.authenticated(auditor, data))
     assert response.status_code == 400 and response.get_json()["error_description"]
+
+
+def auditor_of(session: Session, agency: Agency, *, method: str) -> RegisteredClient:
+    """An auditor as an operator makes one: ``idp client grant-scope CLIENT_ID ledger:audit``."""
+    auditor = make_client(session, agency, method=method, client_name="Auditor")
+    grant_privileged_scope(auditor.model, AUDIT_SCOPE)
+    session.commit()
+    return auditor
 
 
 def _own_receipt(client: FlaskClient) -> tuple[int, str]:

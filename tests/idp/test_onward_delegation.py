@@ -19,6 +19,7 @@ from consent.delegations import Terms
 from consent.ledger import Ledger
 from idp.delegation_effects import ServiceEffects
 from idp.models import Account, Agency, OutboxMessage, TokenFamily
+from idp.outbox import open_body
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 from tests.idp.delegation_flows import acting_tokens, claims, consent, delegate, person
@@ -76,14 +77,14 @@ def test_carer_passes_on_a_narrower_delegation_and_the_helper_acts_with_the_act_
         (mary.id, "carer", {"openid", "profile"}, mine.ends_at)  # ends when Carol's does, by default
     assert not onward.may_delegate_onward
     invitation = db_session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == dave.email)).one()
-    assert "Carol Smith, who helps Mary Smith" in invitation.body
+    assert "Carol Smith, who helps Mary Smith" in open_body(db_session, invitation)
     told = db_session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == mary.email)).all()
-    assert any(dave.email in message.body for message in told)  # the principal is told
+    assert any(dave.email in open_body(db_session, message) for message in told)  # the principal is told
     principal_page = signed_in(app, mary).get("/account/delegates").get_data(as_text=True)
     assert dave.email in principal_page and "Carol Smith asked them to help you" in principal_page
 
     helper = signed_in(app, dave)
-    link = LINK.search(invitation.body).group(1)  # type: ignore[union-attr]
+    link = LINK.search(open_body(db_session, invitation)).group(1)  # type: ignore[union-attr]
     assert post(helper, link, {"decision": "accept"}, page=link).status_code == 302
     consent(db_session, ledger, mary, rp, {"profile", "email"})
     token = claims(acting_tokens(helper, rp, onward.id, scope="openid profile email")["id_token"])
@@ -175,8 +176,8 @@ def test_pausing_the_carers_delegation_pauses_the_helpers_access_and_banner(
     assert pass_on(signed_in(app, carol), mine, email=dave.email).status_code == 302
     onward = db_session.scalars(select(Delegation).where(Delegation.parent_id == mine.id)).one()
     helper = signed_in(app, dave)
-    link = LINK.search(db_session.scalars(select(OutboxMessage.body).where(  # type: ignore[union-attr]
-        OutboxMessage.recipient == dave.email)).one()).group(1)
+    link = LINK.search(open_body(db_session, db_session.scalars(select(OutboxMessage).where(  # type: ignore[union-attr]
+        OutboxMessage.recipient == dave.email)).one())).group(1)
     assert post(helper, link, {"decision": "accept"}, page=link).status_code == 302
     body = acting_tokens(helper, rp, onward.id)
     assert "data-acting-banner" in helper.get("/account/acting-for").get_data(as_text=True)

@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email import message_from_bytes
 from pathlib import Path
 
@@ -27,7 +27,8 @@ from idp.config import Settings
 from idp.db import utcnow
 from idp.mail import SmtpSender, send_code
 from idp.models import Account, OutboxMessage
-from idp.outbox import MAX_ATTEMPTS, DeliveryError, deliver_due, queue_email
+from idp.outbox import (MAX_ATTEMPTS, DeliveryError, OpenedMessage, deliver_due, open_body, pending, prune,
+                        queue_email)
 from idp.services import Services
 from idp.worker import rotate_keys_if_due, run_jobs, tick_ledger
 from keys.models import SigningKey
@@ -36,8 +37,18 @@ from tests.idp.flows import RegisteredClient
 
 
 class Inbox:
+    """Accepts every recipient but those in ``refused`` (RFC 5321 §4.2.1: a permanent 550)."""
+
     def __init__(self) -> None:
         self.messages: list = []
+        self.refused: set[str] = set()
+
+    async def handle_RCPT(  # type: ignore[no-untyped-def]  # noqa: N802
+            self, server, session, envelope, address, options):
+        if address in self.refused:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
         self.messages.append(message_from_bytes(envelope.content))
@@ -212,3 +223,162 @@ def test_worker_once_exits_non_zero_and_names_a_job_that_failed(tmp_path: Path,
     assert result.exit_code == 1
     assert json.loads(result.stdout.splitlines()[-1])["failed_jobs"] == ["housekeeping"]
     assert ran == ["tick_ledger"]  # a failed job does not stop the later ones
+
+
+def _smtp_services(app: Flask, url: str) -> Services:
+    services: Services = app.extensions["idp"]
+    return dataclasses.replace(services, settings=dataclasses.replace(services.settings, smtp_url=url))
+
+
+def _recorded(job: Callable[[Services], None], ran: list[str]) -> Callable[[Services], None]:
+    def run(services: Services) -> None:
+        ran.append(job.__name__)
+        job(services)
+    return run
+
+
+def _inject(db_session: Session, to: str) -> OutboxMessage:
+    """A message queued before addresses were validated (queueing itself does not check them)."""
+    message = queue_email(db_session, to=to, subject="Your security code", body="code 111111")
+    assert message is not None
+    db_session.commit()
+    return message
+
+
+def test_a_message_with_a_header_injection_is_given_up_at_once_and_the_others_are_sent(
+        db_session: Session, test_sessions: sessionmaker[Session], smtp: tuple[Inbox, str]) -> None:
+    inbox, url = smtp
+    poison = _inject(db_session, "victim@example.com\r\nBcc: attacker@evil.example")
+    queue_email(db_session, to="after@example.com", subject="s", body="still delivered")
+    db_session.commit()
+    sender = {"email": SmtpSender(url, "IdP <no-reply@example.gov>")}
+    report = deliver_due(test_sessions, sender)
+    assert (report.sent, report.failed, report.retried) == (1, 1, 0)
+    assert [mail["To"] for mail in inbox.messages] == ["after@example.com"]
+    db_session.refresh(poison)
+    assert poison.failed_at is not None and poison.attempts == 1 and poison.body == ""
+    assert poison.last_error is not None and "not a valid header" in poison.last_error
+    db_session.execute(update(OutboxMessage).values(next_attempt_at=utcnow()))
+    db_session.commit()
+    assert deliver_due(test_sessions, sender) == deliver_due(test_sessions, sender)  # never leased again
+    db_session.refresh(poison)
+    assert poison.attempts == 1
+
+
+def test_a_recipient_the_mail_server_refuses_for_good_is_given_up_at_once(
+        db_session: Session, test_sessions: sessionmaker[Session], smtp: tuple[Inbox, str]) -> None:
+    inbox, url = smtp
+    inbox.refused.add("gone@example.com")
+    message = _inject(db_session, "gone@example.com")
+    report = deliver_due(test_sessions, {"email": SmtpSender(url, "IdP <no-reply@example.gov>")})
+    assert report.failed == 1 and not inbox.messages
+    db_session.refresh(message)
+    assert message.failed_at is not None and "550" in (message.last_error or "")
+
+
+def test_a_message_that_breaks_its_sender_is_retried_then_given_up_and_never_stops_the_others(
+        db_session: Session, test_sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture) -> None:
+    poison = _inject(db_session, "bug@example.com")
+    sent: list[str] = []
+
+    def buggy(message: OpenedMessage) -> None:
+        if message.recipient == "bug@example.com":
+            raise KeyError("a bug in the sender")
+        sent.append(message.recipient)
+
+    for n in range(MAX_ATTEMPTS + 2):
+        queue_email(db_session, to=f"other-{n}@example.com", subject="s", body="b")
+        db_session.commit()
+        deliver_due(test_sessions, {"email": buggy})
+        db_session.execute(update(OutboxMessage).values(next_attempt_at=utcnow()))
+        db_session.commit()
+    db_session.refresh(poison)
+    assert len(sent) == MAX_ATTEMPTS + 2  # every other message went out, pass after pass
+    assert poison.attempts == MAX_ATTEMPTS and poison.failed_at is not None  # never past the maximum
+    assert "broke its sender" in caplog.text
+
+
+def test_a_message_whose_attempts_ran_out_without_an_outcome_is_given_up(
+        db_session: Session, test_sessions: sessionmaker[Session]) -> None:
+    """The worker died while sending the last attempt: the lease runs out, the message is given up."""
+    message = _inject(db_session, "crashed@example.com")
+    db_session.execute(update(OutboxMessage).values(attempts=MAX_ATTEMPTS, next_attempt_at=utcnow()))
+    db_session.commit()
+    sent: list[str] = []
+    assert deliver_due(test_sessions, {"email": lambda m: sent.append(m.id)}).failed == 1
+    db_session.refresh(message)
+    assert not sent and message.failed_at is not None and message.body == ""
+
+
+def test_a_pass_with_a_poison_message_still_runs_every_job_and_sends_the_rest(
+        app: Flask, db_session: Session, smtp: tuple[Inbox, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    inbox, url = smtp
+    poison = _inject(db_session, "victim@example.com\nBcc: attacker@evil.example")
+    send_code(db_session, to="next@example.com", code="222333", purpose="signup")
+    db_session.commit()
+    jobs = ["housekeeping", "prune_outbox", "rotate_keys_if_due", "remove_lost_passkeys", "tick_delegations",
+            "tick_ledger"]
+    ran: list[str] = []
+    for name in jobs:
+        monkeypatch.setattr(worker, name, _recorded(getattr(worker, name), ran))
+    report = worker.run_once(_smtp_services(app, url))
+    assert report.failed_jobs == [] and (report.delivery.sent, report.delivery.failed) == (1, 1)
+    assert ran == jobs
+    assert "222333" in inbox.messages[0].get_payload()
+    db_session.refresh(poison)
+    assert poison.failed_at is not None
+
+
+def test_the_scheduled_jobs_run_even_when_delivery_itself_fails(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreachable(*_args: object, **_kwargs: object) -> None:
+        raise OSError("the database went away")
+
+    monkeypatch.setattr(worker, "deliver_due", unreachable)
+    ran: list[str] = []
+    monkeypatch.setattr(worker, "tick_ledger", lambda _services: ran.append("tick_ledger"))
+    assert worker.run_once(app.extensions["idp"]).failed_jobs == ["deliver_outbox"]
+    assert ran == ["tick_ledger"]
+
+
+def test_a_body_is_sealed_when_queued_and_erased_once_sent(db_session: Session,
+                                                           test_sessions: sessionmaker[Session]) -> None:
+    message = queue_email(db_session, to="sealed@example.com", subject="s", body="your code is 424242")
+    db_session.commit()
+    assert message is not None and "424242" not in message.body and message.body.startswith("sealed:")
+    assert open_body(db_session, message) == "your code is 424242"
+    assert [m.body for m in pending(db_session, to="sealed@example.com")] == ["your code is 424242"]
+    received: list[str] = []
+    deliver_due(test_sessions, {"email": lambda m: received.append(m.body)})
+    db_session.refresh(message)
+    assert received == ["your code is 424242"] and message.body == "" and message.sent_at is not None
+
+
+def test_a_sealed_body_moved_to_another_recipient_no_longer_opens(
+        db_session: Session, test_sessions: sessionmaker[Session]) -> None:
+    """The seal is bound to the row's id and recipient: rewriting the address in the database cannot
+    redirect a code to someone else; the message is given up instead."""
+    message = _inject(db_session, "owner@example.com")
+    db_session.execute(update(OutboxMessage).where(OutboxMessage.id == message.id)
+                       .values(recipient="attacker@evil.example"))
+    db_session.commit()
+    garbled = _inject(db_session, "garbled@example.com")
+    db_session.execute(update(OutboxMessage).where(OutboxMessage.id == garbled.id).values(body="sealed:%%%"))
+    db_session.commit()
+    sent: list[str] = []
+    assert deliver_due(test_sessions, {"email": lambda m: sent.append(m.body)}).failed == 2
+    assert not sent
+
+
+def test_sent_and_given_up_messages_are_pruned_after_the_retention_period(
+        app: Flask, db_session: Session) -> None:
+    long_ago = utcnow() - dt.timedelta(days=app.extensions["idp"].settings.outbox_retention_days + 1)
+    rows = {name: _inject(db_session, f"{name}@example.com") for name in ("old-sent", "old-failed", "new-sent",
+                                                                          "waiting")}
+    rows["old-sent"].sent_at, rows["old-failed"].failed_at, rows["new-sent"].sent_at = long_ago, long_ago, utcnow()
+    rows["waiting"].created_at = long_ago  # waiting messages stay, however old
+    db_session.commit()
+    worker.prune_outbox(app.extensions["idp"])
+    left = set(db_session.scalars(select(OutboxMessage.recipient).where(OutboxMessage.recipient.in_(
+        [f"{name}@example.com" for name in rows]))))
+    assert left == {"new-sent@example.com", "waiting@example.com"}
+    assert prune(db_session, retention=dt.timedelta(days=1)) == 0

@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from keys.encryption import KeyEncryptor
@@ -61,3 +62,45 @@ def test_workers_racing_on_a_due_rotation_rotate_once(worker_sessions: sessionma
     with worker_sessions() as session:
         states = sorted(session.scalars(select(SigningKey.state).where(SigningKey.purpose == "token")))
     assert states == ["current", "next", "retired"]
+
+
+def test_two_nodes_creating_the_keys_at_once_both_start(worker_sessions: sessionmaker[Session]) -> None:
+    """``idp db upgrade`` on two nodes starting together: the second waits on the unique index for
+    the first's keys, then gives way to them instead of failing."""
+    encryptor = KeyEncryptor(os.urandom(32))
+    first_flushed, errors = threading.Event(), []
+    first = worker_sessions()
+    Keyring(encryptor, cache_seconds=0, algs=("ES256",)).ensure(first)  # inserted, not yet committed
+    first_flushed.set()
+
+    def second_node() -> None:
+        try:
+            with worker_sessions.begin() as session:
+                Keyring(encryptor, cache_seconds=0, algs=("ES256",)).ensure(session)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    thread = threading.Thread(target=second_node)
+    thread.start()
+    _wait_for_a_lock_wait(first)
+    first.commit()
+    first.close()
+    thread.join(timeout=30)
+    assert not thread.is_alive() and errors == []
+    with worker_sessions() as session:
+        states = sorted(tuple(row) for row in session.execute(select(SigningKey.purpose, SigningKey.state)))
+    assert states == [("ledger", "current"), ("token", "current"), ("token", "next")]
+
+
+def _wait_for_a_lock_wait(session: Session, timeout: float = 20) -> None:
+    """Until another connection waits for one of ours (the second node's insert on the index)."""
+    deadline = time.monotonic() + timeout
+    with session.get_bind().connect() as probe:  # type: ignore[union-attr]
+        while time.monotonic() < deadline:
+            waiting = probe.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                         " AND datname = current_database()")).scalar()
+            probe.rollback()
+            if waiting:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the second node never waited for the first one's keys")

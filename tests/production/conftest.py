@@ -77,12 +77,13 @@ def redis_reachable() -> bool:
         return False
 
 
-def seed(services: Services, issuer: str) -> tuple[RelyingParty, str]:
+def seed(services: Services, issuer: str, *, ensure_keys: bool = True) -> tuple[RelyingParty, str]:
     key = ECKey.generate_key("P-256", private=True,
                              parameters={"kid": f"rp-{secrets.token_hex(4)}", "alg": "ES256", "use": "sig"})
     redirect_uri = "https://rp.multinode.test/cb"
     with services.sessions.begin() as session:
-        services.keyring.ensure(session)
+        if ensure_keys:
+            services.keyring.ensure(session)
         agency, _token = create_agency(session, "Multi-node Agency")
         client, _secret = create_client(session, agency, ClientMetadata(
             client_name="Multi-node Service", redirect_uris=[redirect_uri],

@@ -85,22 +85,23 @@ class Node:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, *extra_args: str) -> Node:
+    def start(self, *extra_args: str, ready: str = "/readyz") -> Node:
+        """Start gunicorn and wait until ``ready`` answers 200 (``/healthz``: serving, maybe not ready)."""
         command = [sys.executable, "-m", "gunicorn", "-c", "python:idp.gunicorn_conf", "--bind",
                    f"127.0.0.1:{self.port}", "--workers", str(self.workers), "--threads", str(self.threads),
                    *extra_args, "idp.wsgi:app"]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=process_environment(self.env),
                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.wait_until_ready()
+        self.wait_until_ready(path=ready)
         return self
 
-    def wait_until_ready(self, timeout: float = 30) -> None:
+    def wait_until_ready(self, timeout: float = 30, path: str = "/readyz") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None and self.process.poll() is None, self.log_tail()
             try:
-                if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                if requests.get(f"{self.url}{path}", timeout=2).status_code == 200:
                     return
             except requests.ConnectionError:
                 pass

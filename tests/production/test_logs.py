@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 
@@ -10,6 +11,10 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
+from consent import delegations as lifecycle
+from consent.delegations import Terms
+from idp.consent_ledger import ledger_for
+from idp.dependents import create_dependent, offer_own_account
 from idp.logs import JsonFormatter, redact
 from idp.models import Account
 from tests.conftest import CITIZEN_PASSWORD
@@ -97,6 +102,35 @@ def test_a_whole_flow_across_real_nodes_logs_no_secret(cluster: Cluster, node_ci
         "nonce": params["nonce"], "code verifier": params["code_verifier"],
         "client assertion": exchange["client_assertion"], "access token": tokens["access_token"],
         "refresh token": tokens["refresh_token"], "id token": tokens["id_token"],
-        "rotated refresh token": refreshed["refresh_token"], "session cookie": cookies.get("idp_session", ""),
-        "flow cookie": cookies.get("idp_flow", ""),
+        "rotated refresh token": refreshed["refresh_token"], "session cookie": cookies["__Host-idp_session"],
+        "flow cookie": cookies["__Host-idp_flow"],  # https issuer: __Host- names
     })
+
+
+def test_emailed_link_secrets_stay_out_of_both_access_logs_on_real_nodes(cluster: Cluster,
+                                                                         node_citizen: Account) -> None:
+    """Trust #7: the invitation and handover links, opened on a node, are logged as
+    ``…/[redacted]`` by the application's line and by gunicorn's own access log."""
+    settings = cluster.services.settings
+    with cluster.services.sessions.begin() as session:
+        ledger = ledger_for(settings, cluster.services.keyring)
+        _delegation, token = lifecycle.invite_delegate(session, node_citizen.id, "carer-node@example.com",
+                                                       Terms(type="carer"), ledger=ledger)
+        today = dt.date.today()
+        parent = session.get(Account, node_citizen.id)
+        assert parent is not None
+        child = create_dependent(session, parent, given_name="Kit", family_name="Node", parent_age=16, ledger=ledger,
+                                 birthdate=today.replace(year=today.year - 14) - dt.timedelta(days=30))
+        _child, link = offer_own_account(session, child, parent, f"kit-{token[:8].lower()}@example.com")
+    assert link is not None
+    secrets = {"invitation token": token, "handover secret": link.partition(".")[2]}
+    for path in (f"/delegation/invitation/{token}", f"/own-account/{link}"):
+        for node in cluster.nodes:
+            assert requests.get(f"{node.url}{path}", timeout=nodes.TIMEOUT).status_code == 200
+            requests.put(f"{node.url}{path}?code=1", timeout=nodes.TIMEOUT)  # 405
+    text = "\n".join(path.read_text(errors="replace") for path in log_paths(cluster))
+    assert_absent(text, secrets)
+    for logger in ("idp.access", "gunicorn.access"):
+        lines = [line for line in text.splitlines() if f'"logger":"{logger}"' in line]
+        assert any("/delegation/invitation/[redacted]" in line for line in lines), logger
+        assert any("/own-account/[redacted]" in line for line in lines), logger

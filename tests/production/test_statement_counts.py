@@ -21,10 +21,10 @@ from idp.models import Account
 from tests.idp import flows
 
 # Transaction control is not a query: the test harness turns every commit into savepoints.
-# The pseudonym, the head (locked), the entry, new tree nodes, subjects, receipt, the head again,
-# and now and then a checkpoint.
+# The ledger secret (pseudonyms are derived from it), the head (locked), the entry, new tree nodes,
+# subjects, receipt, the head again, and now and then a checkpoint.
 LEDGER_APPEND = 8
-LEDGER = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+ledger_|^SELECT accounts\.ledger_pseudonym FROM")
+LEDGER = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+ledger_|^SELECT accounts\.ledger_secret FROM")
 CONTROL = re.compile(r"^\s*(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT|BEGIN|COMMIT|ROLLBACK)\b", re.I)
 
 

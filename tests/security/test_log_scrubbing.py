@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from idp.logs import JsonFormatter
 from idp.models import Account, OutboxMessage
+from idp.outbox import open_body
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 from tests.idp.flows import RegisteredClient
@@ -26,7 +27,8 @@ def _every_flow(client: FlaskClient, db_session: Session, rp: RegisteredClient, 
                                "client secret": secret_rp.secret or "", "initial access token": agency_token}
     newcomer = "newcomer-logs@example.com"
     client.post("/signup", data={"email": newcomer, "csrf_token": flows.csrf_token(client, "/signup")})
-    body = db_session.scalars(select(OutboxMessage.body).where(OutboxMessage.recipient == newcomer)).first() or ""
+    sent = db_session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == newcomer)).first()
+    body = open_body(db_session, sent) if sent else ""
     secrets |= {"new email": newcomer, "one-time code": re.search(r"\b(\d{6})\b", body).group(1)}  # type: ignore[union-attr]
     client.post("/signin", data={"email": citizen.email, "password": "wrong " + CITIZEN_PASSWORD,
                                  "csrf_token": flows.csrf_token(client)})

@@ -1,9 +1,9 @@
 """Secrets and data (security.md): client secrets, refresh tokens, one-time codes, invitation and
-registration tokens are stored only as hashes, and private keys only encrypted.
+registration tokens are stored only as hashes, private keys only encrypted, and the emails that
+carry codes and links only sealed (then erased once sent).
 
 Each test produces the secret through the service, then reads every row of every table directly
-(``SELECT *``) and looks for it. The outbox is left out on purpose: an email waiting to be sent
-*is* the channel that carries a code or link to its owner (sign-in.md "Accounts").
+(``SELECT *``), the outbox included, and looks for it.
 """
 
 from __future__ import annotations
@@ -13,18 +13,20 @@ import re
 from cryptography.hazmat.primitives import serialization
 from flask.testing import FlaskClient
 from sqlalchemy import Connection, inspect, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from consent import delegations as lifecycle
 from consent.delegations import Terms
 from idp.config import Settings
 from idp.consent_ledger import ledger_for
+from idp.delegation_effects import send_invitation
 from idp.models import Account, OutboxMessage
+from idp.outbox import deliver_due, open_body
 from idp.services import Services
 from tests.idp import flows
 from tests.idp.flows import RegisteredClient
 
-NOT_SCANNED = {"outbox_messages", "alembic_version"}
+NOT_SCANNED = {"alembic_version"}
 
 
 def stored_text(connection: Connection, only: str | None = None) -> str:
@@ -62,8 +64,9 @@ def test_an_emailed_one_time_code_is_stored_only_as_a_hash(client: FlaskClient, 
                                                            connection: Connection) -> None:
     email = "newcomer-secrets@example.com"
     client.post("/signup", data={"email": email, "csrf_token": flows.csrf_token(client, "/signup")})
-    body = db_session.scalars(select(OutboxMessage.body).where(OutboxMessage.recipient == email)).first()
-    code = re.search(r"\b(\d{6})\b", body or "")
+    sent = db_session.scalars(select(OutboxMessage).where(OutboxMessage.recipient == email)).first()
+    body = open_body(db_session, sent) if sent else ""
+    code = re.search(r"\b(\d{6})\b", body)
     assert code, body
     assert code.group(1) not in stored_text(connection, only="email_challenges")
 
@@ -92,3 +95,28 @@ def test_private_keys_are_stored_only_encrypted(connection: Connection, db_sessi
         der = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
         assert der.decode("latin-1") not in dump, alg
+
+
+def test_emailed_codes_and_links_are_never_in_the_outbox_in_clear_before_or_after_sending(
+        client: FlaskClient, db_session: Session, connection: Connection, test_sessions: sessionmaker[Session],
+        settings: Settings, base_services: Services, citizen: Account) -> None:
+    email = "outbox-secrets@example.com"
+    client.post("/signup", data={"email": email, "csrf_token": flows.csrf_token(client, "/signup")})
+    ledger = ledger_for(settings, base_services.keyring)
+    _delegation, invitation = lifecycle.invite_delegate(db_session, citizen.id, "carer-outbox@example.com",
+                                                        Terms(type="carer", mode="act"), ledger=ledger)
+    send_invitation(db_session, to="carer-outbox@example.com", principal=citizen, delegation=_delegation,
+                    link=f"{settings.issuer}/delegation/invitation/{invitation}")
+    db_session.commit()
+    queued = db_session.scalars(select(OutboxMessage)).all()
+    bodies = "\n".join(open_body(db_session, message) for message in queued)
+    code = re.search(r"\b(\d{6})\b", bodies).group(1)  # type: ignore[union-attr]
+    assert invitation in bodies  # the messages do carry them, to their owners
+    for moment in ("queued", "sent"):
+        outbox = stored_text(connection, only="outbox_messages")
+        assert code not in outbox and invitation not in outbox, moment
+        assert "It expires in 10 minutes" not in outbox and "open this link" not in outbox, moment  # no clear body
+        assert invitation not in stored_text(connection), moment
+        deliver_due(test_sessions, {"email": lambda _message: None})
+    db_session.expire_all()
+    assert {open_body(db_session, message) for message in db_session.scalars(select(OutboxMessage))} == {""}

@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from idp.app import create_app
 from idp.backchannel import BackchannelSender
 from idp.config import Settings
-from idp.models import Agency, OutboxMessage
+from idp.db import utcnow
+from idp.models import Agency
 from idp.oauth.client_auth import CLIENT_KEYS
 from idp.oauth.client_keys import KeysUnavailable
 from idp.outbound import (
@@ -40,7 +41,7 @@ from idp.outbound import (
     OutboundError,
     fetch,
 )
-from idp.outbox import DeliveryError
+from idp.outbox import DeliveryError, OpenedMessage
 from idp.registry import create_agency
 from idp.services import Services
 from tests.conftest import DEVELOPMENT_DESTINATIONS, make_client
@@ -208,10 +209,11 @@ def _sender(app: Flask, **changes: Any) -> BackchannelSender:
     return BackchannelSender(services.sessions, services.keyring, dataclasses.replace(services.settings, **changes))
 
 
-def _logout_message(db_session: Session, agency: Agency, rp_key: ECKey, uri: str) -> OutboxMessage:
+def _logout_message(db_session: Session, agency: Agency, rp_key: ECKey, uri: str) -> OpenedMessage:
     rp = make_client(db_session, agency, key=rp_key)
     body = f'{{"client_id": "{rp.client_id}", "account_id": "nobody", "sid": null}}'
-    return OutboxMessage(kind="backchannel_logout", recipient=uri, body=body)
+    return OpenedMessage(id="m1", kind="backchannel_logout", recipient=uri, subject=None, body=body,
+                         created_at=utcnow(), sent_at=None, failed_at=None)
 
 
 def test_back_channel_logout_is_not_posted_to_loopback_in_production(app: Flask, db_session: Session,

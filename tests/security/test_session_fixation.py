@@ -2,7 +2,9 @@
 
 Mitigation: the session id rotates on sign-in; the cookie is HttpOnly and SameSite (Secure outside
 loopback: tests/security/test_clickjacking_and_headers.py); sessions end after the idle and the
-absolute expiry, whatever the cookie says; the server keeps only a hash of the id.
+absolute expiry, whatever the cookie says; the server keeps only a hash of the id. The CSRF token
+rotates whenever the browser's identity changes (sign-in, sign-out), so a token an attacker planted
+or read before the person signed in is worthless afterwards.
 """
 
 from __future__ import annotations
@@ -77,3 +79,22 @@ def test_a_session_past_its_absolute_expiry_ends_even_when_active(client: FlaskC
                                                    last_active_at=dt.datetime.now(dt.UTC)))
     db_session.commit()
     assert not _is_signed_in(client, rp)
+
+
+def test_a_csrf_token_known_before_sign_in_is_refused_after_it(client: FlaskClient, citizen: Account,
+                                                               rp: RegisteredClient) -> None:
+    planted = flows.csrf_token(client)  # e.g. the attacker's own flow cookie, planted in the browser
+    flows.sign_in(client, citizen.email, CITIZEN_PASSWORD)
+    forged = client.post("/signout", data={"csrf_token": planted})
+    assert forged.status_code == 400 and _is_signed_in(client, rp)
+    assert flows.csrf_token(client, "/signout") != planted
+
+
+def test_signing_out_rotates_the_csrf_token(client: FlaskClient, citizen: Account) -> None:
+    flows.sign_in(client, citizen.email, CITIZEN_PASSWORD)
+    while_signed_in = flows.csrf_token(client, "/signout")
+    client.post("/signout", data={"csrf_token": while_signed_in})
+    assert flows.csrf_token(client) != while_signed_in
+    refused = client.post("/signin", data={"email": citizen.email, "password": CITIZEN_PASSWORD,
+                                           "csrf_token": while_signed_in})
+    assert refused.status_code == 400

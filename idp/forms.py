@@ -1,0 +1,124 @@
+"""Every state-changing form is submitted once: a single-use token in each rendered form.
+
+Each form carries ``form_token`` beside its CSRF token: a fresh random value per rendering, signed
+with its time (the CSRF token authenticates the browser; this one names one filling-in of one form,
+and is kept apart from CSRF and its rotation). A token older than ``KEPT_FOR`` is refused ("reload
+the page"), so the worker can forget older submissions without letting an old page write twice. The first POST carrying a token *claims* it before the view runs, by
+inserting its hash into ``form_submissions`` in the request's transaction; the view ends with
+:func:`completed` (or :func:`remember_outcome`), which stores where the change led in that same row, so
+the change, its claim and its outcome commit together or not at all.
+
+A second POST of the same token (a double click, a resubmitted page, a retried request) fails to
+insert the claim and is answered with the first one's outcome: a redirect to the same place, never
+an error page and never a second write. Two at once: on PostgreSQL the second INSERT waits for the
+first transaction (unique index) and then finds its row; on SQLite ``BEGIN IMMEDIATE`` runs them one
+after the other. A submission that ends without an outcome (a form with errors, a rollback) leaves
+no claim, so the corrected form can be sent again; one that commits anyway (a counted wrong code)
+keeps the claim with the form's own page as its outcome.
+
+A POST without a token is handled as before: our pages always render one, and an attacker gains
+nothing by leaving it out (CSRF still applies, and limits are counted per submission).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from typing import Any
+
+from flask import Flask, Response, current_app, g, redirect, request, session
+from itsdangerous import BadSignature, TimestampSigner
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from idp.errors import PageError
+from idp.models import FormSubmission
+from idp.services import db
+from keys.digests import secret_digest
+
+FIELD = "form_token"
+TOKEN = re.compile(r"^[A-Za-z0-9_.-]{40,200}$")
+KEPT_FOR = dt.timedelta(days=2)  # pruned by the worker after this; a page older than that is reloaded
+# Not forms of ours: protocol endpoints authenticate the client, the passkey ceremonies are JSON
+# (their challenges are single use already), and signing in: a repeat is a new sign-in of the same
+# person (each attempt counted by the throttle), and a replayed outcome could not hand the browser
+# the session cookie of the first (kept only hashed), so it would leave the person signed out; and
+# RP-initiated logout, whose outcome is Authlib's redirect to the agency, and ending an ended session
+# changes nothing.
+NOT_CLAIMED = frozenset({
+    "protocol.token", "protocol.revoke", "protocol.introspect", "protocol.userinfo", "registration.register",
+    "registration.manage", "authorize.authorize", "ledger.entries", "signin.signin", "logout.end_session",
+    "passkeys.register_options", "passkeys.register_verify", "passkeys.signin_options", "passkeys.signin_verify",
+    "passkeys.confirm_options", "passkeys.confirm_verify",
+})
+
+
+def form_token() -> str:
+    """A new token for one rendered form (a Jinja global: ``{{ form_token() }}``)."""
+    return _signer().sign(secrets.token_urlsafe(32)).decode()
+
+
+def _signer() -> TimestampSigner:
+    return TimestampSigner(current_app.secret_key or "", salt="form-token")
+
+
+def _fresh(token: str) -> bool:
+    try:
+        _signer().unsign(token, max_age=int(KEPT_FOR.total_seconds()))
+    except BadSignature:  # also SignatureExpired
+        return False
+    return True
+
+
+def claim_submission() -> Response | None:
+    """before_request: claim the form's token, or answer a second submission with the first's outcome."""
+    token = request.form.get(FIELD) if request.method == "POST" and request.endpoint not in NOT_CLAIMED else None
+    if token is None:
+        return None
+    if not TOKEN.match(token) or not _fresh(token):
+        raise PageError("This page has expired", "Go back, reload the page and try again.", 400)
+    claim = FormSubmission(token_hash=secret_digest(token), path=request.path[:2000], outcome=request.path[:2000])
+    session_ = db()
+    session_.add(claim)
+    try:
+        session_.flush()  # PostgreSQL: waits here while another transaction holds the same token
+    except IntegrityError:
+        session_.rollback()
+        return replay(session_.get(FormSubmission, claim.token_hash))
+    g.form_claim = claim  # a rollback expunges it: remember_outcome then does nothing
+    return None
+
+
+def replay(first: FormSubmission | None) -> Response:
+    """The first submission's outcome, again: where it led, and the flow-cookie values it set."""
+    if first is None:  # removed by the worker meanwhile: the page is too old to trust
+        raise PageError("This page has expired", "Go back, reload the page and try again.", 400)
+    session.update(first.flow or {})
+    return redirect(first.outcome)
+
+
+def remember_outcome(location: str, flow: dict[str, Any] | None = None) -> None:
+    """Where this submission led (a local path) and the flow-cookie values it set: given again to a
+    second submission. Call before the commit of the change, so they commit together."""
+    claim: FormSubmission | None = g.get("form_claim")
+    if claim is not None and claim in db():
+        claim.outcome, claim.flow = location[:2000], flow
+
+
+def completed(location: str, flow: dict[str, Any] | None = None) -> Response:
+    """The end of a state-changing form: the change and its outcome committed, then the redirect."""
+    remember_outcome(location, flow)
+    db().commit()
+    return redirect(location)
+
+
+def prune(session_: Session, now: dt.datetime) -> int:
+    """Forget submissions older than ``KEPT_FOR`` (the worker)."""
+    return session_.execute(delete(FormSubmission).where(FormSubmission.created_at < now - KEPT_FOR)).rowcount  # type: ignore[attr-defined, no-any-return]
+
+
+def init_forms(app: Flask) -> None:
+    app.before_request(claim_submission)
+    app.jinja_env.globals["form_token"] = form_token

@@ -1,0 +1,21 @@
+"""Submitted forms (idp/forms.py): each rendered form's single-use token, kept with the outcome of
+the one submission that used it, so a second submission is answered with that outcome."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idp.db import Base, utcnow
+
+
+class FormSubmission(Base):
+    __tablename__ = "form_submissions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the form token
+    path: Mapped[str] = mapped_column(String(2000))  # where the form was posted
+    outcome: Mapped[str] = mapped_column(String(2000))  # the local path the submission led to
+    flow: Mapped[dict[str, object] | None] = mapped_column(JSON)  # flow-cookie values it set (ids only)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
