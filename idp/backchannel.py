@@ -2,7 +2,8 @@
 that it has ended, through the outbox (queued in the same transaction, retried).
 
 The logout token is signed when it is delivered, not when it is queued, so a delivery
-retried later still carries a fresh ``iat``/``exp`` (§2.4 asks for a short lifetime).
+retried later still carries a fresh ``iat``/``exp`` (§2.4 asks for a short lifetime). It is
+posted through :mod:`idp.outbound` (public destinations only, a total deadline, no redirects).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import secrets
 import time
 from typing import Any
 
-import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from idp.config import Settings
 from idp.models import Client, LoginSession, SessionParticipant
+from idp.outbound import DestinationPolicy, OutboundError, fetch
 from idp.outbox import DeliveryError, OpenedMessage, queue
 from keys.keyring import Keyring
 
@@ -87,9 +88,9 @@ def logout_token(session: Session, keyring: Keyring, settings: Settings, payload
 class BackchannelSender:
     """Delivers ``backchannel_logout`` outbox messages: an HTTP POST of the signed token (§2.5)."""
 
-    def __init__(self, sessions: sessionmaker[Session], keyring: Keyring, settings: Settings,
-                 timeout: float = 5.0) -> None:
-        self.sessions, self.keyring, self.settings, self.timeout = sessions, keyring, settings, timeout
+    def __init__(self, sessions: sessionmaker[Session], keyring: Keyring, settings: Settings) -> None:
+        self.sessions, self.keyring, self.settings = sessions, keyring, settings
+        self.policy = DestinationPolicy.from_settings(settings)
 
     def __call__(self, message: OpenedMessage) -> None:
         with self.sessions() as session:
@@ -97,9 +98,8 @@ class BackchannelSender:
         if token is None:
             return  # the client was deleted: nobody left to tell
         try:
-            response = requests.post(message.recipient, data={"logout_token": token}, timeout=self.timeout,
-                                     allow_redirects=False)
-        except requests.RequestException as error:
-            raise DeliveryError(type(error).__name__) from None
-        if response.status_code not in (200, 204):  # §2.8
-            raise DeliveryError(f"HTTP {response.status_code}")
+            reply = fetch(message.recipient, self.policy, form={"logout_token": token})
+        except OutboundError as error:
+            raise DeliveryError(f"{type(error).__name__}: {error}") from None
+        if reply.status not in (200, 204):  # §2.8
+            raise DeliveryError(f"HTTP {reply.status}")

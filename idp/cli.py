@@ -121,6 +121,7 @@ def client_create(purpose: str | None, consent_days: int, statutory_basis: str |
                   scope: str, grant_types: tuple[str, ...], id_token_alg: str, subject_type: str,
                   default_acr_values: tuple[str, ...]) -> None:
     from idp.models import Agency
+    from idp.outbound import DestinationPolicy
     from idp.registry import ClientMetadata, ClientMetadataError, create_client
 
     settings = _settings()
@@ -139,6 +140,7 @@ def client_create(purpose: str | None, consent_days: int, statutory_basis: str |
             raise click.ClickException(f"no agency with id {agency_id}")
         try:
             created, secret = create_client(session, owner, metadata,
+                                            destinations=DestinationPolicy.from_settings(settings),
                                             allow_public_subjects=settings.allow_public_subjects)
         except ClientMetadataError as error:
             raise click.ClickException(f"{error.error}: {error.description}") from None

@@ -60,6 +60,9 @@ class Settings:
     # security.md "Secrets and data": sent and given-up outbox messages are deleted after this.
     outbox_retention_days: int = 30
     metrics_dir: Path | None = None  # prometheus-client's multiprocess folder (gunicorn)
+    # idp/outbound.py: may server-side fetches (jwks_uri, back-channel logout) reach loopback?
+    # None: only in development. Production refuses True.
+    outbound_allow_loopback: bool | None = None
     generated_secrets: tuple[str, ...] = ()
 
     @property
@@ -70,6 +73,12 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def outbound_loopback_allowed(self) -> bool:
+        if self.outbound_allow_loopback is None:
+            return not self.is_production
+        return self.outbound_allow_loopback
 
     @property
     def issuer_is_loopback(self) -> bool:
@@ -137,6 +146,7 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "IDP_DELEGATION_UNUSED_DAYS": ("delegation_unused_days", int),
     "IDP_DELEGATION_REMINDER_DAYS": ("delegation_reminder_days", int),
     "IDP_DELEGATION_PARENT_AGE": ("delegation_parent_age", int),
+    "IDP_OUTBOUND_ALLOW_LOOPBACK": ("outbound_allow_loopback", bool),
     "IDP_OUTBOX_RETENTION_DAYS": ("outbox_retention_days", int),
 }
 # Variables of the libraries we use, read here too so this stays the one place reading them.
@@ -242,3 +252,5 @@ def _validate_production(settings: Settings) -> None:
         raise ConfigError("production requires PostgreSQL in IDP_DATABASE_URL, not SQLite")
     if len(settings.secret_key) < 32:
         raise ConfigError("IDP_SECRET_KEY must be at least 32 characters in production")
+    if settings.outbound_allow_loopback:
+        raise ConfigError("production refuses IDP_OUTBOUND_ALLOW_LOOPBACK: fetches go to public addresses only")

@@ -33,6 +33,7 @@ from idp.config import Settings
 from idp.consent_ledger import ledger_for
 from idp.dependents import create_dependent
 from idp.models import Account, Agency, Client
+from idp.outbound import DestinationPolicy
 from idp.registry import ClientMetadata, apply_metadata, create_agency, create_client, validate
 
 SERVICE_HOST = "127.0.0.1"
@@ -128,7 +129,8 @@ def seed(settings: Settings, service_ports: Sequence[int] = DEFAULT_SERVICE_PORT
     try:
         with services.sessions.begin() as session:
             services.keyring.ensure(session)
-            seeded = [seed_service(session, agency, port, saved.get(agency.key, {}))
+            destinations = DestinationPolicy.from_settings(settings)
+            seeded = [seed_service(session, agency, port, saved.get(agency.key, {}), destinations)
                       for agency, port in zip(AGENCIES, service_ports, strict=True)]
             for citizen in CITIZENS:
                 seed_citizen(session, citizen)
@@ -139,7 +141,8 @@ def seed(settings: Settings, service_ports: Sequence[int] = DEFAULT_SERVICE_PORT
     return seeded
 
 
-def seed_service(session: Session, spec: DemoAgency, port: int, saved: dict[str, Any]) -> SeededService:
+def seed_service(session: Session, spec: DemoAgency, port: int, saved: dict[str, Any],
+                 destinations: DestinationPolicy) -> SeededService:
     agency = session.get(Agency, saved["agency_id"]) if saved.get("agency_id") else None
     if agency is None:
         agency, _token = create_agency(session, spec.name)
@@ -147,9 +150,9 @@ def seed_service(session: Session, spec: DemoAgency, port: int, saved: dict[str,
     metadata = client_metadata(spec, port, private_jwk)
     client = session.get(Client, saved["client_id"]) if saved.get("client_id") else None
     if client is None or client.agency_id != agency.id:
-        client, _secret = create_client(session, agency, metadata)
+        client, _secret = create_client(session, agency, metadata, destinations=destinations)
     elif registered_differently(client, metadata):  # other ports, or a key the state file lost
-        validate(metadata, allow_public_subjects=False)
+        validate(metadata, allow_public_subjects=False, destinations=destinations)
         apply_metadata(client, metadata)
     return SeededService(key=spec.key, name=spec.service_name, agency_id=agency.id, client_id=client.client_id,
                          private_jwk=private_jwk, port=port)

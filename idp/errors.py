@@ -12,6 +12,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from idp.outbound import RETRY_AFTER_SECONDS, OutboundBusy
 from idp.passkeys import PasskeyError
 from keys.errors import NoSigningKeyError
 
@@ -96,6 +97,19 @@ def handle_database_unavailable(error: DBAPIError) -> Response:
     return _page("Sorry, the service is unavailable", message, 503)
 
 
+def handle_outbound_busy(error: OutboundBusy) -> Response:
+    """idp/outbound.py: every outbound slot is taken; answer at once rather than wait for one."""
+    log.warning("outbound request refused: %s", error)
+    message = f"The service cannot make an outbound request just now: {error}. Please try again shortly."
+    if wants_json():
+        response = jsonify(error="temporarily_unavailable", error_description=message)
+        response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    return _page("Sorry, the service is busy", message, 503)
+
+
 def handle_missing_key(error: NoSigningKeyError) -> Response:
     """No signing or ledger key (a database never set up with ``idp db upgrade``): a 503 that says
     so, for every path that signs, never a 500."""
@@ -145,6 +159,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(PasskeyError, handle_passkey_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(OutboundBusy, handle_outbound_busy)
     app.register_error_handler(NoSigningKeyError, handle_missing_key)
     app.register_error_handler(DataError, handle_bad_data)
     app.before_request(refuse_nul_characters)

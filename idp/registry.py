@@ -1,6 +1,8 @@
 """Creating agencies and clients, and validating client metadata (RFC 7591 §2, RFC 8252 §7).
 
 Shared by the ``idp`` CLI and the dynamic registration endpoint, so both apply one set of rules.
+URIs this service itself requests (``jwks_uri``, ``backchannel_logout_uri``) are resolved and
+refused when :mod:`idp.outbound` would refuse to reach them, under the caller's ``destinations``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from idp.assurance import ACR_VALUES_SUPPORTED
 from idp.config import LOOPBACK_HOSTS
 from idp.models import Agency, Client
 from idp.models.clients import AUTH_METHODS, ID_TOKEN_ALGS, PRIVILEGED_SCOPES, hash_secret
+from idp.outbound import DestinationPolicy, DestinationRefused, check_registered_uri
 
 GRANT_TYPES = ("authorization_code", "refresh_token")
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,100}$")  # RFC 6749 §3.3 scope-token
@@ -72,9 +75,9 @@ def sector_host(uri: str) -> str:
     return parts.hostname
 
 
-def create_client(session: Session, agency: Agency, metadata: ClientMetadata,
-                  *, allow_public_subjects: bool = False) -> tuple[Client, str | None]:
-    validate(metadata, allow_public_subjects or agency.allow_public_subjects)
+def create_client(session: Session, agency: Agency, metadata: ClientMetadata, *, destinations: DestinationPolicy,
+                  allow_public_subjects: bool = False) -> tuple[Client, str | None]:
+    validate(metadata, allow_public_subjects or agency.allow_public_subjects, destinations=destinations)
     secret = secrets.token_urlsafe(32) if metadata.token_endpoint_auth_method in SECRET_METHODS else None
     client = Client(client_id=secrets.token_urlsafe(24), agency=agency, name=metadata.client_name,
                     secret_hash=hash_secret(secret) if secret else None)
@@ -99,7 +102,7 @@ def apply_metadata(client: Client, metadata: ClientMetadata) -> None:
     client.delegation_supported = metadata.delegation_supported
 
 
-def validate(metadata: ClientMetadata, allow_public_subjects: bool) -> None:
+def validate(metadata: ClientMetadata, allow_public_subjects: bool, *, destinations: DestinationPolicy) -> None:
     if not metadata.client_name.strip() or len(metadata.client_name) > 200:
         raise ClientMetadataError("invalid_client_metadata", "client_name must be 1 to 200 characters.")
     if not metadata.redirect_uris:
@@ -108,10 +111,12 @@ def validate(metadata: ClientMetadata, allow_public_subjects: bool) -> None:
         check_redirect_uri(uri, "invalid_redirect_uri")
     for uri in metadata.post_logout_redirect_uris:
         check_redirect_uri(uri, "invalid_client_metadata")
-    if metadata.backchannel_logout_uri:
-        check_web_uri(metadata.backchannel_logout_uri, "backchannel_logout_uri")
     check_auth_method(metadata)
     check_choices(metadata, allow_public_subjects)
+    if metadata.backchannel_logout_uri:
+        check_fetched_uri(metadata.backchannel_logout_uri, "backchannel_logout_uri", destinations)
+    if metadata.jwks_uri:
+        check_fetched_uri(metadata.jwks_uri, "jwks_uri", destinations)
 
 
 def check_redirect_uri(uri: str, error: str) -> None:
@@ -128,11 +133,14 @@ def check_redirect_uri(uri: str, error: str) -> None:
     raise ClientMetadataError(error, f"Redirect URI {uri!r} must use https (http only for loopback).")
 
 
-def check_web_uri(uri: str, field: str) -> None:
-    parts = _split(uri, "invalid_client_metadata")
-    secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
-    if not secure or not parts.hostname or parts.fragment:
-        raise ClientMetadataError("invalid_client_metadata", f"{field} must be an https URI.")
+def check_fetched_uri(uri: str, field: str, destinations: DestinationPolicy) -> None:
+    """RFC 7591 §3.2.2 ``invalid_client_metadata``: a URI we would refuse to fetch or post to, after
+    resolving its host (public addresses only; loopback where ``destinations`` allow it)."""
+    _split(uri, "invalid_client_metadata")
+    try:
+        check_registered_uri(uri, destinations)
+    except DestinationRefused as error:
+        raise ClientMetadataError("invalid_client_metadata", f"{field} {error}.") from None
 
 
 def _split(uri: str, error: str) -> Any:
@@ -153,8 +161,6 @@ def check_auth_method(metadata: ClientMetadata) -> None:
         raise ClientMetadataError("invalid_client_metadata", "Give jwks or jwks_uri, not both.")
     if method == "private_key_jwt" and not has_keys:
         raise ClientMetadataError("invalid_client_metadata", "private_key_jwt needs jwks or jwks_uri.")
-    if metadata.jwks_uri:
-        check_web_uri(metadata.jwks_uri, "jwks_uri")
     if metadata.jwks is not None:
         check_public_jwks(metadata.jwks)
 

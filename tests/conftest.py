@@ -23,12 +23,14 @@ from idp.consent_ledger import ledger_for
 from idp.db import make_engine
 from idp.migrate import upgrade
 from idp.models import Account, Agency
+from idp.outbound import DestinationPolicy
 from idp.outbox import session_info as outbox_session_info
 from idp.registry import ClientMetadata, create_agency, create_client
 from idp.services import Services
 from tests.idp import flows
 
 CITIZEN_PASSWORD = "correct horse battery staple"
+DEVELOPMENT_DESTINATIONS = DestinationPolicy(allow_loopback=True, production=False)  # what `settings` gives
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +149,8 @@ def make_client(session: Session, agency: Agency, *, method: str = "private_key_
         scope=overrides.pop("scope", "openid profile email phone address offline_access"),
         **overrides,
     )
-    created, secret = create_client(session, agency, metadata, allow_public_subjects=True)
+    created, secret = create_client(session, agency, metadata, destinations=DEVELOPMENT_DESTINATIONS,
+                                    allow_public_subjects=True)
     session.commit()
     return flows.RegisteredClient(model=created, secret=secret, key=key)
 

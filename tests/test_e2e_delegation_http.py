@@ -29,6 +29,7 @@ from idp.accounts import create_account
 from idp.app import build_services, create_app
 from idp.config import Settings
 from idp.models import OutboxMessage
+from idp.outbound import DestinationPolicy
 from idp.outbox import open_body
 from idp.registry import ClientMetadata, create_agency, create_client
 from tests.test_e2e_http import (
@@ -70,7 +71,7 @@ def world(tmp_path: Any, database_url: str, settings: Settings) -> Iterator[tupl
             token_endpoint_auth_method="private_key_jwt",
             jwks={"keys": [key.as_dict(private=False)]}, post_logout_redirect_uris=[f"{rp_base}/signed-out"],
             scope=SCOPE, backchannel_logout_uri=f"{rp_base}/backchannel-logout",
-        ))
+        ), destinations=DestinationPolicy.from_settings(services.settings))
         create_account(session, email=email, given_name="Mary", family_name="Smith", password=PASSWORD)
         create_account(session, email=carer, given_name="Carol", family_name="Jones", password=PASSWORD)
         client_id = client.client_id

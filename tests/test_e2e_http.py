@@ -36,6 +36,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from idp.accounts import create_account
 from idp.app import build_services, create_app
 from idp.config import Settings
+from idp.outbound import DestinationPolicy
 from idp.registry import ClientMetadata, create_agency, create_client
 
 TIMEOUT = 10
@@ -84,7 +85,7 @@ def provider(tmp_path: Any, database_url: str, settings: Settings) -> Iterator[P
             client_name="End-to-end Service", redirect_uris=[f"{rp_base}/cb"],
             token_endpoint_auth_method="private_key_jwt", jwks={"keys": [client_key.as_dict(private=False)]},
             post_logout_redirect_uris=[f"{rp_base}/signed-out"], scope=SCOPE,
-        ))
+        ), destinations=DestinationPolicy.from_settings(services.settings))
         create_account(session, email=email, given_name="Grace", family_name="Hopper", password=PASSWORD)
         client_id = client.client_id
 

@@ -29,6 +29,7 @@ from sqlalchemy import select
 
 from idp.models import Agency, Client
 from idp.models.clients import hash_secret
+from idp.outbound import DestinationPolicy
 from idp.registry import SECRET_METHODS, ClientMetadata, ClientMetadataError, apply_metadata, create_client, validate
 from idp.services import db, services
 
@@ -55,7 +56,7 @@ def register() -> Response:
     agency = agency_for(bearer_token())
     metadata = parse_metadata(json_body())
     with shared_rules():
-        client, secret = create_client(db(), agency, metadata)
+        client, secret = create_client(db(), agency, metadata, destinations=destinations())
     token = secrets.token_urlsafe(32)  # 256 bits; only its hash is kept
     client.registration_access_token_hash = hash_secret(token)
     db().commit()
@@ -80,7 +81,7 @@ def update(client: Client, token: str) -> Response:
     check_update_fields(client, body)
     metadata = parse_metadata(body)
     with shared_rules():
-        validate(metadata, client.agency.allow_public_subjects)
+        validate(metadata, client.agency.allow_public_subjects, destinations=destinations())
     apply_metadata(client, metadata)
     secret = settle_secret(client)
     db().commit()
@@ -121,6 +122,10 @@ def client_for(client_id: str, token: str) -> Client:
     if client is None:
         raise InvalidTokenError("A valid bearer token is required.")
     return client
+
+
+def destinations() -> DestinationPolicy:
+    return DestinationPolicy.from_settings(services().settings)
 
 
 # --- request body --------------------------------------------------------------------------

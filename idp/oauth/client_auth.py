@@ -7,6 +7,11 @@ Authlib's set ``exp`` an hour ahead, so freshness is judged by ``iat``), and the
 must be the issuer, the token endpoint, or the endpoint receiving them (RFC 7523 §3:
 Authlib's client addresses revocation and introspection assertions to those endpoints).
 A ``client_id`` sent beside the assertion must name the assertion's client (RFC 7521 §4.2).
+
+Everything that can be checked without the client's keys is checked before they are looked up,
+because a ``jwks_uri`` client's keys may need a fetch (idp/oauth/client_keys.py): the assertion is
+well-formed, ``iss`` = ``sub`` names an existing client that uses this method, ``aud``, ``exp`` and
+``iat`` hold. An assertion that cannot succeed costs no outbound request.
 """
 
 from __future__ import annotations
@@ -14,16 +19,16 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_plus
 
-import requests
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import request
+from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,13 +37,13 @@ from sqlalchemy.orm import Session
 from idp import json_input
 from idp.db import run, utcnow
 from idp.models import Client, ClientAssertionJti
+from idp.oauth.client_keys import ClientKeyCache, KeysUnavailable
+from idp.outbound import DestinationPolicy
 from idp.services import db, services
 from keys.jwk import b64url_decode
 
-JWKS_URI_CACHE_SECONDS = 300
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")  # RFC 7617 §2: not in a user-id or password
-_jwks_cache: dict[str, tuple[float, dict[str, Any]]] = {}
-_jwks_lock = threading.Lock()
+CLIENT_KEYS = ClientKeyCache()  # process-wide, like the outbound slots it draws on
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
@@ -47,21 +52,38 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def __init__(self) -> None:
         super().__init__(validate_jti=True, leeway=30)
 
-    def extract_assertion(self, assertion: str) -> tuple[Any, dict[str, Any]]:
-        """Authlib and joserfc read the header and claims before the signature is checked, with
-        plain ``json``: parse them strictly first (idp.json_input), so a deeply nested or
-        non-UTF-8 segment is invalid_client, not a 500."""
-        _parse_segments_strictly(assertion)
-        headers, claims = super().extract_assertion(assertion)
-        _check_named_client(claims)
-        return headers, claims
-
     def get_audiences(self) -> list[str]:
         settings = services().settings
         return [settings.issuer, settings.endpoint("/token"), settings.endpoint(request.path)]
 
+    def extract_assertion(self, assertion: str) -> tuple[Any, dict[str, Any]]:
+        """Authlib reads the claims unverified to find the client; check them before its keys.
+        Authlib and joserfc parse the header and claims with plain ``json``: parse them strictly
+        first (idp.json_input), so a deeply nested or non-UTF-8 segment is invalid_client, not a 500."""
+        _parse_segments_strictly(assertion)
+        headers, claims = super().extract_assertion(assertion)
+        _check_named_client(claims)
+        self.check_claims_before_keys(claims)
+        return headers, claims
+
+    def check_claims_before_keys(self, claims: dict[str, Any]) -> None:
+        """RFC 7523 §3 items 1, 2, 3 and 4 (iss, sub, aud, exp), on claims not yet verified."""
+        registry = jwt.JWTClaimsRegistry(leeway=self.leeway, iss={"essential": True}, sub={"essential": True},
+                                         aud={"essential": True, "values": self.get_audiences()},
+                                         exp={"essential": True})
+        try:
+            registry.validate(claims)
+        except (JoseError, TypeError, ValueError) as error:
+            raise InvalidClientError(description=getattr(error, "description", "Invalid claims.")) from None
+        if claims["sub"] != claims["iss"]:
+            raise InvalidClientError(description="Issuer and Subject MUST match.")
+        self.check_freshness(claims)
+
     def verify_claims(self, claims: Any) -> None:
         super().verify_claims(claims)
+        self.check_freshness(claims)
+
+    def check_freshness(self, claims: Any) -> None:
         issued_at = claims.get("iat")
         if not isinstance(issued_at, int) or isinstance(issued_at, bool):
             raise InvalidClientError(description="The client assertion needs a numeric 'iat'.")
@@ -80,7 +102,9 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return _remember(session, str(claims["sub"]), jti, expires_at)
 
     def resolve_client_public_key(self, client: Client) -> KeySet:
-        jwks = client.jwks or (_fetch_jwks(client.jwks_uri) if client.jwks_uri else None)
+        if not client.check_endpoint_auth_method(self.CLIENT_AUTH_METHOD, "token"):  # before any fetch
+            raise InvalidClientError(description=f"The client cannot authenticate with {self.CLIENT_AUTH_METHOD}.")
+        jwks = client.jwks or (registered_keys(client.client_id, client.jwks_uri) if client.jwks_uri else None)
         if not jwks or not jwks.get("keys"):
             raise InvalidClientError(description="The client has no registered keys.")
         try:
@@ -155,21 +179,11 @@ def _remember_statement(insert: Any) -> Any:
 _REMEMBER = {True: _remember_statement(postgresql.insert), False: _remember_statement(sqlite.insert)}
 
 
-def _fetch_jwks(uri: str) -> dict[str, Any]:
-    now = time.monotonic()
-    with _jwks_lock:
-        cached = _jwks_cache.get(uri)
-        if cached and now - cached[0] < JWKS_URI_CACHE_SECONDS:
-            return cached[1]
+def registered_keys(client_id: str, jwks_uri: str) -> dict[str, Any]:
     try:
-        response = requests.get(uri, timeout=5)
-        response.raise_for_status()
-        jwks = response.json()
-    except (requests.RequestException, ValueError):
-        raise InvalidClientError(description="The client's jwks_uri could not be fetched.") from None
-    with _jwks_lock:
-        _jwks_cache[uri] = (now, jwks)
-    return jwks
+        return CLIENT_KEYS.keys(client_id, jwks_uri, DestinationPolicy.from_settings(services().settings))
+    except KeysUnavailable as error:
+        raise InvalidClientError(description=str(error)) from None
 
 
 def prune_expired_jtis() -> int:

@@ -23,6 +23,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from idp.accounts import create_account
 from idp.app import build_services, create_app
 from idp.config import Settings
+from idp.outbound import DestinationPolicy
 from idp.registry import ClientMetadata, create_agency, create_client
 from idp.services import Services
 
@@ -88,7 +89,7 @@ def start_server(url_host: str, tmp_path: Path, database_url: str, settings: Set
         client, _secret = create_client(session, agency, ClientMetadata(
             client_name="Browser Test Service", redirect_uris=[f"{rp_url}/cb"], token_endpoint_auth_method="none",
             post_logout_redirect_uris=[f"{rp_url}/signed-out"], scope="openid profile email",
-        ))
+        ), destinations=DestinationPolicy.from_settings(services.settings))
         client_id = client.client_id
     server = make_server("127.0.0.1", port, create_app(server_settings, services=services), threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="browser-idp", daemon=True)

@@ -32,12 +32,20 @@ def test_production_with_everything_set_starts(tmp_path: Path) -> None:
     assert settings.is_production
 
 
+def test_server_side_fetches_reach_loopback_only_in_development_by_default(tmp_path: Path) -> None:
+    folder = {"IDP_INSTANCE_PATH": str(tmp_path)}
+    assert Settings.from_env(folder).outbound_loopback_allowed
+    assert not Settings.from_env(folder | {"IDP_OUTBOUND_ALLOW_LOOPBACK": "false"}).outbound_loopback_allowed
+    assert not Settings.from_env(PRODUCTION | folder).outbound_loopback_allowed
+
+
 @pytest.mark.parametrize(("change", "message"), [
     ({"IDP_SECRET_KEY": None}, "development secrets"),
     ({"IDP_KEY_ENCRYPTION_KEY": None}, "development secrets"),
     ({"IDP_DATABASE_URL": "sqlite:///idp.sqlite"}, "PostgreSQL"),
     ({"IDP_ISSUER": "http://id.example.gov"}, "https"),
     ({"IDP_ISSUER": "http://127.0.0.1:5000"}, "https"),
+    ({"IDP_OUTBOUND_ALLOW_LOOPBACK": "true"}, "IDP_OUTBOUND_ALLOW_LOOPBACK"),
 ])
 def test_production_refuses_development_defaults(tmp_path: Path, change: dict, message: str) -> None:
     environ = {key: value for key, value in (PRODUCTION | change).items() if value is not None}

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from idp.assurance import AcrRequest, requested_acr, satisfies
 from idp.models import Account, Agency, OutboxMessage
 from idp.registry import ClientMetadata, ClientMetadataError, create_agency, create_client
-from tests.conftest import CITIZEN_PASSWORD, make_client
+from tests.conftest import CITIZEN_PASSWORD, DEVELOPMENT_DESTINATIONS, make_client
 from tests.idp import flows, passkey_flows
 from tests.idp.authenticator import SoftAuthenticator
 from tests.idp.flows import RegisteredClient
@@ -222,12 +222,12 @@ def test_client_metadata_keeps_default_acr_values_and_refuses_unknown_ones(
         db_session: Session, agency: Agency) -> None:
     metadata = ClientMetadata(client_name="Benefits", redirect_uris=["https://rp.example/cb"],
                               token_endpoint_auth_method="client_secret_basic", default_acr_values=["Cl.Cm"])
-    created, _secret = create_client(db_session, agency, metadata)
+    created, _secret = create_client(db_session, agency, metadata, destinations=DEVELOPMENT_DESTINATIONS)
     assert created.default_acr_values == ["Cl.Cm"]
     with pytest.raises(ClientMetadataError):
         create_client(db_session, agency, ClientMetadata(
             client_name="Typo", redirect_uris=["https://rp.example/cb"], token_endpoint_auth_method="none",
-            default_acr_values=["cl.cm"]))
+            default_acr_values=["cl.cm"]), destinations=DEVELOPMENT_DESTINATIONS)
 
 
 def test_dynamic_registration_echoes_default_acr_values(client: FlaskClient, db_session: Session) -> None:

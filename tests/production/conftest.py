@@ -20,6 +20,7 @@ from idp.config import Settings
 from idp.db import make_engine
 from idp.migrate import upgrade
 from idp.models import Account
+from idp.outbound import DestinationPolicy
 from idp.registry import ClientMetadata, create_agency, create_client
 from idp.services import Services
 from tests.production import nodes
@@ -88,7 +89,7 @@ def seed(services: Services, issuer: str, *, ensure_keys: bool = True) -> tuple[
             client_name="Multi-node Service", redirect_uris=[redirect_uri],
             token_endpoint_auth_method="private_key_jwt", jwks={"keys": [key.as_dict(private=False)]},
             scope=nodes.SCOPE,
-        ))
+        ), destinations=DestinationPolicy.from_settings(services.settings))
         return RelyingParty(issuer=issuer, client_id=client.client_id, key=key, redirect_uri=redirect_uri), agency.id
 
 
