@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.errors import PageError
+from idp.security import check_csrf
 from idp.models import FormSubmission
 from idp.services import db
 from keys.digests import secret_digest
@@ -72,9 +73,25 @@ def _fresh(token: str) -> bool:
     return True
 
 
+def _submitted_token() -> str | None:
+    return request.form.get(FIELD) if request.method == "POST" and request.endpoint not in NOT_CLAIMED else None
+
+
+def replay_claimed_submission() -> Response | None:
+    """before_request, ahead of the CSRF check: a token claimed already is answered with its first
+    outcome. That answer writes nothing, so it needs no CSRF check; and a form whose first
+    submission started a new sign-in session (a password change) rotated the CSRF token the page
+    still carries, so its second submission could not pass the check."""
+    token = _submitted_token()
+    if token is None or not TOKEN.match(token) or not _fresh(token):
+        return None
+    first = db().get(FormSubmission, secret_digest(token))
+    return replay(first) if first is not None else None
+
+
 def claim_submission() -> Response | None:
     """before_request: claim the form's token, or answer a second submission with the first's outcome."""
-    token = request.form.get(FIELD) if request.method == "POST" and request.endpoint not in NOT_CLAIMED else None
+    token = _submitted_token()
     if token is None:
         return None
     if not TOKEN.match(token) or not _fresh(token):
@@ -120,5 +137,8 @@ def prune(session_: Session, now: dt.datetime) -> int:
 
 
 def init_forms(app: Flask) -> None:
+    """Call after the CSRF check is registered: the replay goes just in front of it, the claim after it."""
+    checks = app.before_request_funcs.setdefault(None, [])
+    checks.insert(checks.index(check_csrf), replay_claimed_submission)
     app.before_request(claim_submission)
     app.jinja_env.globals["form_token"] = form_token
