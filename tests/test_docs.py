@@ -3,7 +3,8 @@
 The code cites its reference as ``NAME.md "Heading"`` (or ``NAME.md`` alone); ``docs/NAME.md`` must
 exist and hold that heading (``##`` to ``####``, compared case-insensitively). A citation may wrap
 onto the next line, also inside a ``#`` comment, and one ending in an ellipsis cites the heading
-it begins. The test names every citation that does not resolve, not only the first.
+it begins. The README and the docs' own cross-references are checked too. The test names every
+citation that does not resolve, not only the first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 NAMES = ("protocol", "sign-in", "consent-ledger", "delegation", "operations", "security")
-SCANNED = ("idp", "consent", "keys", "tests", "bench", "examples")
+SCANNED = ("idp", "consent", "keys", "tests", "bench", "examples", "docs")  # docs: their cross-references too
 SUFFIXES = frozenset({".py", ".md", ".html", ".js", ".lua", ".txt"})
 SKIPPED_PARTS = frozenset({"__pycache__", ".venv", "node_modules"})
 
