@@ -29,6 +29,11 @@ def test_alan_uses_a_service_for_his_child(running_demo: RunningDemo, browser: r
     form = only_form(page)
     page = browser.post(urljoin(page.url, form["action"]), allow_redirects=True, timeout=30,
                         data=[(n, v) for n, v in form["fields"] if n != "who"] + [("who", ethel.group(1))])
+    # Ethel has no sign-in of her own: her parent is asked, in his words, what to share of hers.
+    assert path_of(page).startswith("/consent/") and "You are deciding for Ethel" in text(page), page.text
+    scopes = {value for name, value in only_form(page)["fields"] if name == "scope"}
+    assert "email" not in scopes  # a child profile has no address; none is made up
+    page = submit(browser, page, [("decision", "allow")])
     assert page.url == url_a + "/", page.text
     assert "You are acting for Ethel Turing as their parent" in text(page)
     assert 'id="actor"' in page.text

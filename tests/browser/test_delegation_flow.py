@@ -12,8 +12,12 @@ import secrets
 
 import requests
 from playwright.sync_api import Browser, expect
+from sqlalchemy import update
 
-from tests.browser.citizen import assert_error_summary_links_to_fields, on_page, sign_in
+from idp.db import utcnow
+from idp.dependents import COOLING_OFF
+from idp.models import EmailChallenge
+from tests.browser.citizen import assert_error_summary_links_to_fields, on_page, sign_in, sign_out
 from tests.browser.conftest import PASSWORD, LiveServer, browser_page
 from tests.browser.relying_party import authorization_request, returned_code
 
@@ -161,6 +165,17 @@ def test_a_parent_gives_a_teenager_their_own_account_and_the_teenager_keeps_them
         kit.get_by_role("button", name="Create my account").click()
         on_page(kit, "People who can act for you")
         expect(kit.locator(".govuk-summary-card")).to_contain_text("Pam Parent")
+        # Not from the session the link started: a week later, signed in again as themselves.
+        expect(kit.locator("#agree-from")).to_contain_text("You can agree from")
+        expect(kit.get_by_role("button", name="Let Pam keep helping me")).to_have_count(0)
+        with live_server.services.sessions.begin() as session:
+            session.execute(update(EmailChallenge).where(EmailChallenge.email == kit_email,
+                                                         EmailChallenge.verified_at.is_not(None))
+                            .values(verified_at=utcnow() - COOLING_OFF - dt.timedelta(minutes=1)))
+        sign_out(kit)
+        kit.goto("/signin")
+        sign_in(kit, kit_email, "kit's own long passphrase 42")
+        kit.goto("/account/delegates")
         kit.get_by_role("button", name="Let Pam keep helping me").click()
         on_page(kit, "People who can act for you")
         expect(kit.locator(".govuk-notification-banner")).to_contain_text("They can keep helping you")
