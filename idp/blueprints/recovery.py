@@ -14,6 +14,7 @@ from idp.forms import completed, remember_outcome
 from idp.login_sessions import end_session, live_sessions, start_session
 from idp.mail import send_code, send_credential_changed
 from idp.models import Account, EmailChallenge
+from idp.oauth.tokens import revoke_families_held_by
 from idp.password_policy import password_problem
 from idp.passwords import hash_password
 from idp.services import db
@@ -81,6 +82,7 @@ def password() -> Response | str:
     challenge.consumed_at = challenge.verified_at
     for other in live_sessions(db(), account.id):
         end_session(db(), other)
+    revoke_families_held_by(db(), account.id, "password_recovered")  # whoever had the old password
     send_credential_changed(db(), to=account.email, what="password")
     start_session(account, acr="Cl", amr=["pwd"])
     session.pop(KEY, None)

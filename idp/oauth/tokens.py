@@ -11,7 +11,7 @@ import datetime as dt
 import secrets
 import uuid
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session, object_session
 
 from consent.acting import still_in_force
@@ -129,6 +129,16 @@ def revoke_families_of(session: Session, *, account_id: str, client_ids: list[st
     query = select(TokenFamily.id).where(TokenFamily.account_id == account_id, TokenFamily.revoked_at.is_(None))
     if client_ids is not None:
         query = query.where(TokenFamily.client_id.in_(client_ids))
+    for family_id in session.scalars(query.order_by(TokenFamily.id)).all():
+        revoke_family(session, family_id, reason)
+
+
+def revoke_families_held_by(session: Session, account_id: str, reason: str) -> None:
+    """Revoke every live family the account holds, as the citizen or as the helper acting for one
+    (``actor_account_id``), in id order like ``revoke_families_of``: what a recovered account does,
+    since whoever had the old password may hold its refresh tokens (security.md "Secrets and data")."""
+    query = (select(TokenFamily.id).where(TokenFamily.revoked_at.is_(None))
+             .where(or_(TokenFamily.account_id == account_id, TokenFamily.actor_account_id == account_id)))
     for family_id in session.scalars(query.order_by(TokenFamily.id)).all():
         revoke_family(session, family_id, reason)
 
