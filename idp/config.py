@@ -57,6 +57,9 @@ class Settings:
     delegation_unused_days: int = 365
     delegation_reminder_days: int = 30
     delegation_parent_age: int = 16
+    # security.md "code and link guessing": emails with a code or a link (and any other email a
+    # stranger can have sent) to one address in any hour (idp/attempts.py).
+    emails_per_address_per_hour: int = 5
     metrics_dir: Path | None = None  # prometheus-client's multiprocess folder (gunicorn)
     generated_secrets: tuple[str, ...] = ()
 
@@ -131,6 +134,7 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "IDP_DELEGATION_UNUSED_DAYS": ("delegation_unused_days", int),
     "IDP_DELEGATION_REMINDER_DAYS": ("delegation_reminder_days", int),
     "IDP_DELEGATION_PARENT_AGE": ("delegation_parent_age", int),
+    "IDP_EMAILS_PER_ADDRESS_PER_HOUR": ("emails_per_address_per_hour", int),
 }
 # Variables of the libraries we use, read here too so this stays the one place reading them.
 _FOREIGN_FIELDS: dict[str, tuple[str, type]] = {

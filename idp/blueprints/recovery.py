@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
+from idp.attempts import guess_succeeded, reserve_email, reserve_guess
 from idp.email_codes import WRONG_CODE, CodeCheck, check_code, issue_code
 from idp.errors import PageError
 from idp.login_sessions import end_session, live_sessions, start_session
@@ -29,6 +30,7 @@ def start() -> Response | str:
     if "@" not in email or len(email) > 320:
         errors = {"email": "Enter an email address in the correct format, like name@example.com"}
         return Response(render_template("recovery/email.html", email=email[:320], errors=errors), status=400)
+    reserve_email(email)  # whether or not the address has an account
     account = db().scalar(select(Account).where(Account.email == email, Account.status == "active"))
     # Same page either way (no enumeration); only a real owner gets a code.
     challenge, code = issue_code(db(), purpose="recovery", email=email, account_id=account.id if account else None)
@@ -51,9 +53,12 @@ def code() -> Response | str:
     challenge = _challenge()
     if request.method == "GET":
         return render_template("signup/code.html", email=challenge.email, errors={})
+    reserve_guess(challenge.email)
     result = check_code(db(), challenge, request.form.get("code", "")[:20])
     if challenge.account_id is None:  # no such account, so no code was sent: always a wrong code
         result = CodeCheck(False, WRONG_CODE)
+    if result.ok:
+        guess_succeeded()
     db().commit()
     if not result.ok:
         html = render_template("signup/code.html", email=challenge.email, errors={"code": result.message})

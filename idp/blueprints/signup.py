@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from idp import interactions
 from idp.accounts import AccountError, create_account
+from idp.attempts import guess_succeeded, reserve_email, reserve_guess
 from idp.email_codes import check_code, issue_code
 from idp.errors import PageError
 from idp.login_sessions import start_session
@@ -50,6 +51,7 @@ def start() -> Response | str:
         errors = {"email": "Enter an email address in the correct format, like name@example.com"}
         html = render_template("signup/email.html", email=email[:320], errors=errors, interaction=interaction)
         return Response(html, status=400)
+    reserve_email(email)
     session[KEY] = {"challenge": send_email_code(email), "interaction": interaction}
     return redirect(url_for("signup.code"))
 
@@ -72,7 +74,10 @@ def code() -> Response | str:
     challenge = _challenge(pending)
     if request.method == "GET":
         return render_template("signup/code.html", email=challenge.email, errors={})
+    reserve_guess(challenge.email)
     result = check_code(db(), challenge, request.form.get("code", "")[:20])
+    if result.ok:
+        guess_succeeded()
     db().commit()
     if not result.ok:
         html = render_template("signup/code.html", email=challenge.email, errors={"code": result.message},

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from idp.models import Account, OutboxMessage, ThrottleCounter
-from idp.throttle import FREE_FAILURES, LOCK_AT, RedisThrottle, email_key, wait_after
+from idp.throttle import FREE_FAILURES, LOCK_AT, SIGN_IN_PER_EMAIL, RedisThrottle, email_key, wait_after
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 
@@ -70,9 +70,9 @@ def test_redis_throttle_applies_the_same_policy(redis_client: redis.Redis) -> No
     throttle = RedisThrottle(redis_client)
     key = email_key("someone@example.com")
     for _ in range(FREE_FAILURES["email"] - 1):
-        throttle.record_failure(key)
+        throttle.reserve(key, SIGN_IN_PER_EMAIL)
     assert throttle.blocked_for(key) is None
-    throttle.record_failure(key)
+    throttle.reserve(key, SIGN_IN_PER_EMAIL)
     assert throttle.blocked_for(key) is not None
     throttle.reset(key)
     assert throttle.blocked_for(key) is None
