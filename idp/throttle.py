@@ -178,8 +178,8 @@ class DatabaseThrottle:
         return counter.blocked_until - now
 
     def reserve(self, key: str, budget: Budget) -> int:
-        now = utcnow()
-        counter = self._locked(key, now)
+        counter = self._locked(key)
+        now = utcnow()  # once the lock is held: the holder before may have started a wait
         if counter.blocked_until is not None and counter.blocked_until > now:
             raise TooManyAttempts(counter.blocked_until - now)
         if counter.window_started_at + budget.window <= now:
@@ -201,13 +201,15 @@ class DatabaseThrottle:
         self.session.flush()
 
     def reset(self, key: str) -> None:
-        counter = self.session.get(ThrottleCounter, key)
+        # Zeroed, not deleted: a reservation racing this one finds the row it just saw exist.
+        counter = self.session.get(ThrottleCounter, key, with_for_update=True, populate_existing=True)
         if counter is not None:
-            self.session.delete(counter)
+            counter.failures, counter.blocked_until = 0, None
+            self.session.flush()
 
-    def _locked(self, key: str, now: dt.datetime) -> ThrottleCounter:
+    def _locked(self, key: str) -> ThrottleCounter:
         statement = _CREATE[self.session.get_bind().dialect.name == "postgresql"]
-        run(self.session, statement, {"key": key, "failures": 0, "window_started_at": now, "blocked_until": None})
+        run(self.session, statement, {"key": key, "failures": 0, "window_started_at": utcnow(), "blocked_until": None})
         counter = self.session.get(ThrottleCounter, key, with_for_update=True, populate_existing=True)
         assert counter is not None  # just created, or already there
         return counter

@@ -22,6 +22,7 @@ from idp.app import create_app
 from idp.config import Settings
 from idp.db import Base, make_sessionmaker
 from idp.services import Services
+from tests.idp import flows
 from tests.private_schema import private_schema
 
 STORES = ["redis", "database"]
@@ -64,6 +65,16 @@ def threaded_app(database_url: str, settings: Settings, services: Services, stor
 def a_network() -> str:
     """A client address of a network no other test (or earlier run, in Redis) has used."""
     return f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.7"
+
+
+def browsers(app: Flask, count: int, network: str, page: str) -> list[tuple[FlaskClient, str]]:
+    """``count`` browsers from ``network``, each with its own session and the CSRF token of ``page``."""
+    made = []
+    for _ in range(count):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = network
+        made.append((client, flows.csrf_token(client, page)))
+    return made
 
 
 def burst(clients: list[FlaskClient], send: Callable[[int, FlaskClient], TestResponse]) -> list[TestResponse]:
