@@ -19,9 +19,23 @@ from __future__ import annotations
 
 from idp.login_sessions import client_network
 from idp.services import db, services, throttle
-from idp.throttle import (EMAILS_PER_NETWORK, GUESSES_PER_ADDRESS, GUESSES_PER_NETWORK, SIGN_IN_PER_EMAIL,
-                          SIGN_IN_PER_NETWORK, Budget, Limit, TooManyAttempts, email_key, guess_key, ip_key,
-                          mail_key, network_guess_key, network_mail_key, reserve_all)
+from idp.throttle import (
+    EMAILS_PER_NETWORK,
+    GUESSES_PER_ADDRESS,
+    GUESSES_PER_NETWORK,
+    SIGN_IN_PER_EMAIL,
+    SIGN_IN_PER_NETWORK,
+    Budget,
+    Limit,
+    TooManyAttempts,
+    email_key,
+    guess_key,
+    ip_key,
+    mail_key,
+    network_guess_key,
+    network_mail_key,
+    reserve_all,
+)
 
 TOO_MANY_EMAILS = "Too many emails have been asked for this email address, or from your network."
 TOO_MANY_GUESSES = "Too many security codes or links have been tried for this email address, or from your network."

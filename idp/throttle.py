@@ -45,7 +45,8 @@ class Budget:
         extra = attempts - self.free
         if extra < 0:
             return dt.timedelta(0)
-        return min(self.first_wait * 2 ** min(extra, 10), self.max_wait)  # 2^10 is already past any ceiling
+        doubled: dt.timedelta = self.first_wait * (1 << min(extra, 10))  # 2^10 is already past any ceiling
+        return min(doubled, self.max_wait)
 
     @classmethod
     def per_window(cls, attempts: int, window: dt.timedelta) -> Budget:

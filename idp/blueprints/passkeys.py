@@ -28,8 +28,8 @@ from flask import Blueprint, Response, abort, jsonify, redirect, render_template
 from idp import interactions
 from idp import passkey_reset as lost
 from idp import passkeys as ceremonies
-from idp.attempts import reserve_email
 from idp.assurance import TWO_FACTOR, combine_amr
+from idp.attempts import reserve_email
 from idp.blueprints.authorize import acr_request
 from idp.errors import PageError
 from idp.interactions import Interaction
@@ -40,8 +40,16 @@ from idp.oauth.server import query_client
 from idp.passkeys import PasskeyError, RelyingParty
 from idp.security import HEADER_CSRF_ENDPOINTS, csrf_header_valid
 from idp.services import db, services, throttle
-from idp.throttle import (CEREMONIES_PER_NETWORK, SIGN_IN_PER_NETWORK, Limit, TooManyAttempts, ceremony_key, ip_key,
-                          reserve_all, wait_words)
+from idp.throttle import (
+    CEREMONIES_PER_NETWORK,
+    SIGN_IN_PER_NETWORK,
+    Limit,
+    TooManyAttempts,
+    ceremony_key,
+    ip_key,
+    reserve_all,
+    wait_words,
+)
 
 bp = Blueprint("passkeys", __name__)
 

@@ -9,8 +9,8 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 
 from consent import delegations as lifecycle
 from consent.errors import DelegationInvalid
-from idp.blueprints.account import signed_in
 from idp.attempts import guess_succeeded, reserve_email, reserve_guess
+from idp.blueprints.account import signed_in
 from idp.dependents import handover, offer_address, offer_own_account, own_account_problem, take_own_account
 from idp.errors import PageError
 from idp.login_sessions import current_session, start_session

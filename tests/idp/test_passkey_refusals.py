@@ -14,8 +14,14 @@ from idp import passkeys
 from idp.db import utcnow
 from idp.models import Account, Passkey, WebAuthnChallenge
 from idp.passkeys import PasskeyError, RelyingParty
-from idp.throttle import (CEREMONIES_PER_NETWORK, FREE_FAILURES, SIGN_IN_PER_NETWORK, DatabaseThrottle, ceremony_key,
-                          ip_key)
+from idp.throttle import (
+    CEREMONIES_PER_NETWORK,
+    FREE_FAILURES,
+    SIGN_IN_PER_NETWORK,
+    DatabaseThrottle,
+    ceremony_key,
+    ip_key,
+)
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows, passkey_flows
 from tests.idp.authenticator import SoftAuthenticator

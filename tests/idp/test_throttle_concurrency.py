@@ -20,7 +20,6 @@ from idp.email_codes import issue_code
 from idp.models import EmailChallenge, OutboxMessage
 from idp.services import Services
 from tests.conftest import CITIZEN_PASSWORD
-from tests.idp import flows
 from tests.threaded_app import STORES, a_network, browsers, burst, threaded_app
 
 BURST = 48

@@ -12,9 +12,26 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from idp.models import Account, OutboxMessage, ThrottleCounter
-from idp.throttle import (FREE_FAILURES, LOCK_AT, SIGN_IN_PER_EMAIL, SIGN_IN_PER_NETWORK, Budget, DatabaseThrottle,
-                          Limit, RedisThrottle, Throttle, TooManyAttempts, email_key, guess_key, ip_key, mail_key,
-                          network_mail_key, reserve_all, wait_after, wait_words)
+from idp.throttle import (
+    FREE_FAILURES,
+    LOCK_AT,
+    SIGN_IN_PER_EMAIL,
+    SIGN_IN_PER_NETWORK,
+    Budget,
+    DatabaseThrottle,
+    Limit,
+    RedisThrottle,
+    Throttle,
+    TooManyAttempts,
+    email_key,
+    guess_key,
+    ip_key,
+    mail_key,
+    network_mail_key,
+    reserve_all,
+    wait_after,
+    wait_words,
+)
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 

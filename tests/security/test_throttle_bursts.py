@@ -24,7 +24,6 @@ from idp.email_codes import issue_code
 from idp.models import EmailChallenge
 from idp.services import Services
 from tests.conftest import CITIZEN_PASSWORD
-from tests.idp import flows
 from tests.threaded_app import STORES, a_network, browsers, burst, threaded_app
 
 BURST, PASSWORDS, GUESSES = 50, 5, 10
@@ -74,7 +73,8 @@ def test_a_burst_of_code_guesses_over_many_challenges_is_checked_ten_times_at_mo
     for client, challenge in zip(clients, challenges, strict=True):
         with client.session_transaction() as flow:
             flow["recovery"] = challenge
-    burst(list(clients), lambda n, client: client.post("/recover/code", data={"code": "123456", "csrf_token": tokens[n]}))
+    burst(list(clients), lambda n, client: client.post("/recover/code",
+                                                       data={"code": "123456", "csrf_token": tokens[n]}))
     with sessions() as session:
         guessed = session.scalar(select(func.sum(EmailChallenge.attempts)).where(EmailChallenge.email == email))
     assert guessed <= GUESSES
