@@ -59,6 +59,9 @@ class Settings:
     delegation_parent_age: int = 16
     # security.md "Secrets and data": sent and given-up outbox messages are deleted after this.
     outbox_retention_days: int = 30
+    # security.md "code and link guessing": emails with a code or a link (and any other email a
+    # stranger can have sent) to one address in any hour (idp/attempts.py).
+    emails_per_address_per_hour: int = 5
     metrics_dir: Path | None = None  # prometheus-client's multiprocess folder (gunicorn)
     # idp/outbound.py: may server-side fetches (jwks_uri, back-channel logout) reach loopback?
     # None: only in development. Production refuses True.
@@ -148,6 +151,7 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "IDP_DELEGATION_PARENT_AGE": ("delegation_parent_age", int),
     "IDP_OUTBOUND_ALLOW_LOOPBACK": ("outbound_allow_loopback", bool),
     "IDP_OUTBOX_RETENTION_DAYS": ("outbox_retention_days", int),
+    "IDP_EMAILS_PER_ADDRESS_PER_HOUR": ("emails_per_address_per_hour", int),
 }
 # Variables of the libraries we use, read here too so this stays the one place reading them.
 _FOREIGN_FIELDS: dict[str, tuple[str, type]] = {

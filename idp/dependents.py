@@ -173,6 +173,14 @@ def _standing(delegation: Delegation) -> bool:
         delegation.status == "suspended" and delegation.status_reason == "dependent_came_of_age"))
 
 
+def offer_address(session: Session, link: str) -> str | None:
+    """The address a handover link's offer was sent to, before its secret is checked (so that
+    guesses at it count against that address), or None if the link names no offer."""
+    offer_id, _, _token = link[:200].partition(".")
+    offer = session.get(EmailChallenge, offer_id[:36]) if offer_id else None
+    return offer.email if offer is not None and offer.purpose == "handover" else None
+
+
 def handover(session: Session, link: str) -> tuple[EmailChallenge, Account]:
     """The open offer a link is for, and the child profile: HandoverUnusable otherwise. Checked again
     when the link is used: a parent whose delegation has since been suspended or ended by anyone

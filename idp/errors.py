@@ -14,6 +14,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 from idp.outbound import RETRY_AFTER_SECONDS, OutboundBusy
 from idp.passkeys import PasskeyError
+from idp.throttle import TooManyAttempts, wait_words
 from keys.errors import NoSigningKeyError
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,19 @@ def handle_passkey_error(error: PasskeyError) -> Response:
         response.headers["Cache-Control"] = "no-store"
         return response
     return _page("There is a problem with your passkey", error.message, error.status)
+
+
+def handle_too_many_attempts(error: TooManyAttempts) -> Response:
+    """RFC 6585 §4: 429 with Retry-After (RFC 9110 §10.2.3); the same words for every address."""
+    message = f"{error.reason} Wait {wait_words(error.wait)} and try again."
+    if request.is_json or wants_json():
+        response = jsonify(error="too_many_attempts", message=message)
+        response.status_code = 429
+    else:
+        response = _page("Too many attempts", message, 429)
+    response.headers["Retry-After"] = str(max(1, int(error.wait.total_seconds())))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def handle_http_error(error: HTTPException) -> Response:
@@ -157,6 +171,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(PageError, handle_page_error)
     app.register_error_handler(OAuth2Error, handle_oauth_error)
     app.register_error_handler(PasskeyError, handle_passkey_error)
+    app.register_error_handler(TooManyAttempts, handle_too_many_attempts)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(OutboundBusy, handle_outbound_busy)

@@ -19,6 +19,7 @@ from consent import delegations as lifecycle
 from consent.delegation_models import Delegation
 from consent.errors import DelegationError, DelegationInvalid, DelegationNotFound
 from consent.pseudonyms import pseudonym_from, record_pseudonyms, reference_from
+from idp.attempts import guess_succeeded, reserve_email, reserve_guess
 from idp.blueprints.account import signed_in
 from idp.consent_ledger import ledger
 from idp.contact_details import email_problem, name_problem
@@ -87,6 +88,7 @@ def invite() -> Response | str:
         errors["email"] = "Enter someone else's email address: you cannot act for yourself"
     if errors or terms is None:
         return Response(render_template("delegation/invite.html", errors=errors, **context), status=400)
+    reserve_email(email)
     delegation, token = lifecycle.invite_delegate(db(), g.account.id, email, terms, ledger=ledger())
     link = services().settings.endpoint(url_for("delegation.invitation", token=token))
     send_invitation(db(), to=email, principal=g.account, delegation=delegation, link=link)
@@ -212,6 +214,7 @@ def pass_on(delegation_id: str) -> Response | str:
     elif email in (g.account.email, principal.email):
         errors["email"] = "Enter the email address of someone else"
     if not errors and terms is not None:
+        reserve_email(email)
         try:
             onward, token = lifecycle.invite_delegate(db(), mine.principal_id, email, _within(mine, terms),
                                                       ledger=ledger(), by=lifecycle.actor(g.account.id), parent=mine)
@@ -280,6 +283,7 @@ def ask() -> Response | str:
         errors["email"] = "Enter the email address of the person you want to help"
     if errors or terms is None:
         return Response(render_template("delegation/request.html", errors=errors, **_page("", form=form)), 400)
+    reserve_email(email)  # whether or not the address has an account
     principal = db().scalar(select(Account).where(Account.email == email, Account.status == "active"))
     if principal is not None:
         lifecycle.request_delegation(db(), g.account.id, principal.id, terms, ledger=ledger())
@@ -326,7 +330,9 @@ def birthdate(form: Any) -> dt.date | None:
 
 @bp.route("/delegation/invitation/<secret:token>", methods=["GET", "POST"])
 def invitation(token: str) -> Response | str:
+    reserve_guess(None)  # the link names no address: the network's budget
     delegation = lifecycle.invitation(db(), token[:100])
+    guess_succeeded()
     login = current_session()
     if login is None:
         session[PENDING_INVITATION] = token[:100]

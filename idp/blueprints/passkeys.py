@@ -19,6 +19,7 @@ so a ceremony can only be finished by the browser that started it.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from authlib.oauth2 import OAuth2Error
@@ -28,6 +29,7 @@ from idp import interactions
 from idp import passkey_reset as lost
 from idp import passkeys as ceremonies
 from idp.assurance import TWO_FACTOR, combine_amr
+from idp.attempts import reserve_email
 from idp.blueprints.authorize import acr_request
 from idp.errors import PageError
 from idp.forms import completed
@@ -39,7 +41,16 @@ from idp.oauth.server import query_client
 from idp.passkeys import PasskeyError, RelyingParty
 from idp.security import HEADER_CSRF_ENDPOINTS, csrf_header_valid
 from idp.services import db, services, throttle
-from idp.throttle import ceremony_key, ip_key
+from idp.throttle import (
+    CEREMONIES_PER_NETWORK,
+    SIGN_IN_PER_NETWORK,
+    Limit,
+    TooManyAttempts,
+    ceremony_key,
+    ip_key,
+    reserve_all,
+    wait_words,
+)
 
 bp = Blueprint("passkeys", __name__)
 
@@ -85,16 +96,17 @@ def register_verify() -> Response:
 
 @bp.post("/passkeys/signin/options")
 def signin_options() -> Response:
-    network = client_network()
-    network_not_blocked(ceremony_key(network))
-    throttle().record_failure(ceremony_key(network))  # each start stores a challenge: every start counts
+    network_not_blocked()
+    # Each start stores a challenge: every start counts.
+    reserve_for_network(Limit(ceremony_key(client_network()), CEREMONIES_PER_NETWORK))
     return started("signin", ceremonies.start_authentication(db(), relying_party(), None))
 
 
 @bp.post("/passkeys/signin/verify")
 def signin_verify() -> Response:
     """A discoverable credential with user verification is two factors: ``Cl.Cm``."""
-    network = network_not_blocked()
+    # Reserved before the check, counted with failed passwords from the same network.
+    network = reserve_for_network(Limit(ip_key(client_network()), SIGN_IN_PER_NETWORK))
     data = json_body()
     interaction = pending_interaction(data.get("interaction"))
     challenge = spend("signin", "authenticate", None)
@@ -102,10 +114,9 @@ def signin_verify() -> Response:
         result = ceremonies.finish_authentication(db(), relying_party(), challenge, data.get("credential"),
                                                   account=None)
     except PasskeyError:
-        db().rollback()
-        throttle().record_failure(network)  # counted with failed passwords from the same network
-        db().commit()
+        db().rollback()  # the reservation, committed, stays: a failure
         raise
+    throttle().release(network.key, network.budget)  # a passkey that works costs the network nothing
     start_session(result.account, acr=TWO_FACTOR, amr=result.amr)
     lost.cancel_reset(db(), result.account)  # the owner has a passkey after all
     db().commit()
@@ -183,6 +194,8 @@ def report_lost() -> Response | str:
         html = render_template("passkeys/lost.html", wait_days=lost.WAIT.days,
                                errors={"confirm": "Select yes if you have lost all your passkeys"})
         return Response(html, status=400)
+    if login.account.passkeys_reset_at is None:  # asking again sends nothing
+        reserve_email(login.account.email)
     lost.request_reset(db(), login.account)
     return completed(url_for("passkeys.manage", done="lost"))
 
@@ -252,18 +265,27 @@ def started(kind: str, ceremony: ceremonies.Ceremony) -> Response:
     return no_store(jsonify(options=ceremony.options))
 
 
-def network_not_blocked(*also: str) -> str:
+def network_not_blocked() -> None:
     """sign-in.md "Throttling": the usernameless ceremony names no account, so only the network's
-    count applies, the same one failed passwords add to (and ``also`` these keys). Returns the
-    network's key."""
-    key = ip_key(client_network())
-    waits = [wait for name in (key, *also) if (wait := throttle().blocked_for(name)) is not None]
-    if waits:
-        wait = max(waits)
-        minutes = max(1, round(wait.total_seconds() / 60))
-        raise PasskeyError("too_many_attempts", f"Too many attempts to sign in. Wait {minutes} minutes and try again.",
-                           429)
-    return key
+    count applies, the same one failed passwords add to."""
+    if (wait := throttle().blocked_for(ip_key(client_network()))) is not None:
+        raise too_many_attempts(wait)
+
+
+def reserve_for_network(limit: Limit) -> Limit:
+    """One attempt of the network's ``limit``, reserved and committed before the work (idp.throttle)."""
+    try:
+        reserve_all(throttle(), [limit])
+    except TooManyAttempts as refused:
+        db().rollback()
+        raise too_many_attempts(refused.wait) from None
+    db().commit()
+    return limit
+
+
+def too_many_attempts(wait: dt.timedelta) -> PasskeyError:
+    return PasskeyError("too_many_attempts", f"Too many attempts to sign in. Wait {wait_words(wait)} and try again.",
+                        429)
 
 
 def spend(kind: str, purpose: str, account_id: str | None) -> bytes:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
+from idp.attempts import guess_succeeded, reserve_email, reserve_guess
 from idp.contact_details import email_problem
 from idp.email_codes import WRONG_CODE, CodeCheck, check_code, issue_code
 from idp.errors import PageError
@@ -32,6 +33,7 @@ def start() -> Response | str:
     if problem := email_problem(email):
         errors = {"email": problem}
         return Response(render_template("recovery/email.html", email=email[:320], errors=errors), status=400)
+    reserve_email(email)  # whether or not the address has an account
     account = db().scalar(select(Account).where(Account.email == email, Account.status == "active"))
     # Same page either way (no enumeration); only a real owner gets a code.
     challenge, code = issue_code(db(), purpose="recovery", email=email, account_id=account.id if account else None)
@@ -53,11 +55,13 @@ def code() -> Response | str:
     challenge = _challenge()
     if request.method == "GET":
         return render_template("signup/code.html", email=challenge.email, errors={})
+    reserve_guess(challenge.email)
     result = check_code(db(), challenge, request.form.get("code", "")[:20])
     if challenge.account_id is None:  # no such account, so no code was sent: always a wrong code
         result = CodeCheck(False, WRONG_CODE)
     if result.ok:
         remember_outcome(url_for("recovery.password"))
+        guess_succeeded()
     db().commit()
     if not result.ok:
         html = render_template("signup/code.html", email=challenge.email, errors={"code": result.message})

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from idp import interactions
+from idp.attempts import reserve_sign_in, sign_in_succeeded
 from idp.contact_details import email_problem
 from idp.db import utcnow
 from idp.errors import PageError
 from idp.forms import remember_outcome
-from idp.login_sessions import client_network, current_session, end_current_session, start_session
+from idp.login_sessions import current_session, end_current_session, start_session
 from idp.mail import send_account_locked
 from idp.models import Account
 from idp.passkeys import has_passkeys
 from idp.passwords import hash_password, needs_rehash, verify_password
-from idp.services import db, throttle
-from idp.throttle import MAX_WAIT, email_key, ip_key
+from idp.services import db
+from idp.throttle import LOCK_AT, MAX_WAIT, TooManyAttempts, wait_words
 
 bp = Blueprint("signin", __name__)
 
@@ -37,18 +36,18 @@ def signin() -> Response | str:
         return render_template("signin/signin.html", email=email[:MAX_EMAIL], errors={}, interaction=interaction)
     password = request.form.get("password", "")
     errors = validate_form(email, password)
-    keys = [email_key(email), ip_key(client_network())]
-    wait = None if errors else longest_wait(keys)
-    if wait is not None:
-        minutes = max(1, round(wait.total_seconds() / 60))
-        errors = {"email": f"Too many attempts to sign in. Wait {minutes} minutes and try again"}
+    if errors:
+        return _signin_page(email, errors, interaction)
+    try:
+        attempts = reserve_sign_in(email)  # before the password is checked: no burst beats the budget
+    except TooManyAttempts as refused:
+        errors = {"email": f"Too many attempts to sign in. Wait {wait_words(refused.wait)} and try again"}
         return _signin_page(email, errors, interaction, status=429)
-    account = None if errors else authenticate(email, password)
+    account = authenticate(email, password)
     if account is None:
-        if not errors:
-            record_failures(keys, email)
-        return _signin_page(email, errors or {"email": "Enter a correct email address and password"}, interaction)
-    throttle().reset(keys[0])
+        tell_owner_if_locked(attempts, email)
+        return _signin_page(email, {"email": "Enter a correct email address and password"}, interaction)
+    sign_in_succeeded(email)
     start_session(account, acr="Cl", amr=["pwd"])
     db().commit()
     if interaction is not None:
@@ -66,16 +65,9 @@ def _signin_page(email: str, errors: dict[str, str], interaction: object, status
     return Response(html, status=status)
 
 
-def longest_wait(keys: list[str]) -> dt.timedelta | None:
-    waits = [wait for key in keys if (wait := throttle().blocked_for(key)) is not None]
-    return max(waits) if waits else None
-
-
-def record_failures(keys: list[str], email: str) -> None:
-    """Count the failure against the email typed and the network; tell a real owner once locked."""
-    failure = throttle().record_failure(keys[0])
-    throttle().record_failure(keys[1])
-    if failure.locked_now:
+def tell_owner_if_locked(attempts: int, email: str) -> None:
+    """The failure that reached LOCK_AT tells a real owner, once."""
+    if attempts == LOCK_AT:
         owner = db().scalar(select(Account).where(Account.email == email.strip().lower()))
         if owner is not None:
             minutes = int(MAX_WAIT.total_seconds() // 60)

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from idp import interactions
 from idp.accounts import AccountError, create_account
+from idp.attempts import guess_succeeded, reserve_email, reserve_guess
 from idp.contact_details import email_problem, name_problem
 from idp.email_codes import check_code, issue_code
 from idp.errors import PageError
@@ -52,6 +53,7 @@ def start() -> Response | str:
         html = render_template("signup/email.html", email=email[:320], errors={"email": problem},
                                interaction=interaction)
         return Response(html, status=400)
+    reserve_email(email)
     session[KEY] = pending = {"challenge": send_email_code(email), "interaction": interaction}
     return completed(url_for("signup.code"), flow={KEY: pending})
 
@@ -73,8 +75,10 @@ def code() -> Response | str:
     challenge = _challenge(pending)
     if request.method == "GET":
         return render_template("signup/code.html", email=challenge.email, errors={})
+    reserve_guess(challenge.email)
     result = check_code(db(), challenge, request.form.get("code", "")[:20])
     if result.ok:
+        guess_succeeded()
         remember_outcome(url_for("signup.details"))
     db().commit()
     if not result.ok:

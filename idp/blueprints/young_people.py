@@ -9,8 +9,10 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 
 from consent import delegations as lifecycle
 from consent.errors import DelegationInvalid
+from idp.attempts import guess_succeeded, reserve_email, reserve_guess
 from idp.blueprints.account import signed_in
-from idp.dependents import COOLING_OFF, handover, offer_own_account, own_account_problem, take_own_account
+from idp.dependents import (COOLING_OFF, handover, offer_address, offer_own_account, own_account_problem,
+                            take_own_account)
 from idp.errors import PageError
 from idp.forms import completed
 from idp.login_sessions import current_session, start_session
@@ -35,6 +37,7 @@ def offer(delegation_id: str) -> Response | str:
     email = request.form.get("email", "")[:320]
     if request.method == "GET":
         return render_template("delegation/own_account_offer.html", child=child, email="", errors={})
+    reserve_email(email.strip().lower())
     try:
         child, link = offer_own_account(db(), delegation, g.account, email)
     except DelegationInvalid as error:
@@ -60,7 +63,9 @@ def offer(delegation_id: str) -> Response | str:
 @bp.route("/own-account/<secret:link>", methods=["GET", "POST"])
 def take(link: str) -> Response | str:
     """The young person's page: choose a password; the profile becomes their account."""
+    reserve_guess(offer_address(db(), link))
     offered, child = handover(db(), link)
+    guess_succeeded()
     if current_session() is not None:
         raise PageError("Sign out first", f"This link is for {child.given_name} to set up their own account. "
                         "Sign out, then open the link again.", 403)

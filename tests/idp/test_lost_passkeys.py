@@ -102,3 +102,15 @@ def test_someone_signed_in_with_a_passkey_has_nothing_to_report(client: FlaskCli
     register_then_sign_out(client, signed_in, authenticator)
     passkey_flows.sign_in(client, authenticator)
     assert client.get("/passkeys/lost").headers["Location"].endswith("/passkeys")
+
+
+def test_asking_and_cancelling_over_and_over_sends_no_more_emails_than_the_cap(
+        client: FlaskClient, db_session: Session, lost_it: Account) -> None:
+    for _ in range(5):  # README: IDP_EMAILS_PER_ADDRESS_PER_HOUR, by default
+        assert report(client).status_code == 302  # type: ignore[attr-defined]
+        client.post("/passkeys/lost/cancel", data={"csrf_token": flows.csrf_token(client, "/passkeys")})
+    refused = report(client)
+    assert refused.status_code == 429  # type: ignore[attr-defined]
+    assert "Wait 60 minutes and try again" in refused.get_data(as_text=True)  # type: ignore[attr-defined]
+    db_session.expire_all()
+    assert db_session.get(Account, lost_it.id).passkeys_reset_at is None  # type: ignore[union-attr]

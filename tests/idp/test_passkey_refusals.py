@@ -14,7 +14,14 @@ from idp import passkeys
 from idp.db import utcnow
 from idp.models import Account, Passkey, WebAuthnChallenge
 from idp.passkeys import PasskeyError, RelyingParty
-from idp.throttle import FREE_FAILURES, DatabaseThrottle, ceremony_key, ip_key
+from idp.throttle import (
+    CEREMONIES_PER_NETWORK,
+    FREE_FAILURES,
+    SIGN_IN_PER_NETWORK,
+    DatabaseThrottle,
+    ceremony_key,
+    ip_key,
+)
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows, passkey_flows
 from tests.idp.authenticator import SoftAuthenticator
@@ -234,7 +241,7 @@ def test_failed_passkey_sign_ins_count_against_the_network_like_failed_passwords
         client: FlaskClient, db_session: Session, with_passkey: Account, authenticator: SoftAuthenticator) -> None:
     network = ip_key("127.0.0.0/24")  # the test client's address, as sessions record it
     for _ in range(FREE_FAILURES["ip"] - 1):
-        DatabaseThrottle(db_session).record_failure(network)
+        DatabaseThrottle(db_session).reserve(network, SIGN_IN_PER_NETWORK)
     db_session.commit()
     stranger = SoftAuthenticator()
     stranger.create({"rp": {"id": "localhost"}, "user": {"id": "eA"}, "challenge": "AAAA"})
@@ -253,7 +260,7 @@ def test_failed_passkey_sign_ins_count_against_the_network_like_failed_passwords
 def test_one_network_cannot_start_passkey_ceremonies_without_end(client: FlaskClient, db_session: Session) -> None:
     starts = ceremony_key("127.0.0.0/24")
     for _ in range(FREE_FAILURES["ceremony"] - 1):
-        DatabaseThrottle(db_session).record_failure(starts)
+        DatabaseThrottle(db_session).reserve(starts, CEREMONIES_PER_NETWORK)
     db_session.commit()
     token = flows.csrf_token(client)
     assert passkey_flows.post_json(client, "/passkeys/signin/options", {}, token).status_code == 200  # the last one
