@@ -1,5 +1,5 @@
 """Threat: beating a throttle with simultaneous requests, each checked before any is counted
-(security.md "credential stuffing / guessing", "code and link guessing": "under concurrency").
+(security.md "credential stuffing", "code and link guessing": "under concurrency").
 
 Mitigation: each attempt is reserved atomically before it runs (a Redis script, or the counter row
 locked with SELECT … FOR UPDATE), so a burst gets no more than the budget. PostgreSQL only (on
