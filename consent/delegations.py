@@ -30,8 +30,13 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from consent.delegation_models import MODES, UPSTREAM, Delegation, DelegationChange
-from consent.errors import (DelegationInvalid, DelegationNotFound, DelegationStateError, InvitationForSomeoneElse,
-                            InvitationUnusable)
+from consent.errors import (
+    DelegationInvalid,
+    DelegationNotFound,
+    DelegationStateError,
+    InvitationForSomeoneElse,
+    InvitationUnusable,
+)
 from consent.events import EventType, format_time
 from consent.ledger import Ledger
 from consent.pseudonyms import pseudonym_for

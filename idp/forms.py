@@ -3,8 +3,9 @@
 Each form carries ``form_token`` beside its CSRF token: a fresh random value per rendering, signed
 with its time (the CSRF token authenticates the browser; this one names one filling-in of one form,
 and is kept apart from CSRF and its rotation). A token older than ``KEPT_FOR`` is refused ("reload
-the page"), so the worker can forget older submissions without letting an old page write twice. The first POST carrying a token *claims* it before the view runs, by
-inserting its hash into ``form_submissions`` in the request's transaction; the view ends with
+the page"), so the worker can forget older submissions without letting an old page write twice.
+The first POST carrying a token *claims* it before the view runs, by inserting its hash into
+``form_submissions`` in the request's transaction; the view ends with
 :func:`completed` (or :func:`remember_outcome`), which stores where the change led in that same row, so
 the change, its claim and its outcome commit together or not at all.
 
@@ -34,8 +35,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.errors import PageError
-from idp.security import check_csrf
 from idp.models import FormSubmission
+from idp.security import check_csrf
 from idp.services import db
 from keys.digests import secret_digest
 

@@ -180,7 +180,9 @@ HOME_PAGE = LAYOUT_HEAD + """
 as their {{ user.acting.type }}</strong>
 {%- if user.acting.mode == "view" %} (you can see their details, not act){% endif %}.</p>
 <p>Acting: <code id="actor">{{ user.acting.actor }}</code></p>
-{% if user.acting.passed_on_by %}<p>Passed on to them by: <code id="passed-on-by">{{ user.acting.passed_on_by }}</code></p>{% endif %}
+{% if user.acting.passed_on_by -%}
+<p>Passed on to them by: <code id="passed-on-by">{{ user.acting.passed_on_by }}</code></p>
+{%- endif %}
 {% endif %}
 <dl>
   <dt>Your identifier at this agency (sub)</dt><dd id="sub">{{ user.sub }}</dd>

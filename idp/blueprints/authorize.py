@@ -22,8 +22,8 @@ from flask import Blueprint, Response, current_app, redirect, request, url_for
 from consent.acting import ActingGrant
 from consent.consents import find_consent, undecided_scopes
 from idp import interactions
-from idp.assurance import AcrRequest, requested_acr, satisfies
 from idp.acting import parent_decides, scopes_to_ask_for
+from idp.assurance import AcrRequest, requested_acr, satisfies
 from idp.blueprints import acting
 from idp.contact_details import email_problem
 from idp.db import utcnow

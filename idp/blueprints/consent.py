@@ -14,13 +14,13 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from consent.consents import record_decision
 from idp import interactions
 from idp.acting import grant_for, parent_decides, scopes_to_ask_for
+from idp.blueprints.authorize import build_oauth_request, error_redirect, load_client
 from idp.consent_ledger import ledger
 from idp.db import utcnow
-from idp.blueprints.authorize import build_oauth_request, error_redirect, load_client
 from idp.errors import PageError
 from idp.forms import remember_outcome
-from idp.login_sessions import current_session
 from idp.interactions import Interaction
+from idp.login_sessions import current_session
 from idp.models import Account, Client, LoginSession
 from idp.oauth.claims import SCOPE_CLAIM_NAMES, SCOPE_CLAIMS, SCOPE_DESCRIPTIONS, released_claims
 from idp.services import db
