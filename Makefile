@@ -5,7 +5,7 @@ VENV := .venv
 LOCK := requirements.lock
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test
+.PHONY: demo test lint install install-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +24,8 @@ demo: install
 ## make test: install the test dependencies and run the whole suite
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make lint: install the test dependencies, then ruff and mypy --strict (settings in pyproject.toml)
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy

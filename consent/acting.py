@@ -88,7 +88,7 @@ def allowed_by(session: Session, delegation: Delegation) -> frozenset[str] | Non
 
 def actors_of(session: Session, delegation: Delegation) -> tuple[str, ...]:
     """RFC 8693 §4.1: the current actor first; for an onward delegation, the one who passed it on next."""
-    actors = (delegation.delegate_id or "",)
+    actors: tuple[str, ...] = (delegation.delegate_id or "",)
     if delegation.parent_id is not None:
         parent = session.get(Delegation, delegation.parent_id)
         if parent is not None and parent.delegate_id:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import CursorResult, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from consent.errors import ConsentMissing, ConsentNotActive
@@ -139,7 +139,8 @@ def _claim(session: Session, consent: Consent, *, must_be_due: dt.datetime | Non
                                   Consent.expired_at.is_(None))
     if must_be_due is not None:
         query = query.where(Consent.expires_at <= must_be_due)
-    claimed = session.execute(query.values(**values)).rowcount == 1  # type: ignore[attr-defined]
+    result = cast(CursorResult[Any], session.execute(query.values(**values)))  # an UPDATE's result has a rowcount
+    claimed = result.rowcount == 1
     if must_be_due is None and not claimed:
         raise ConsentNotActive("the consent was withdrawn or expired meanwhile")
     session.refresh(consent)

@@ -24,14 +24,19 @@ import datetime as dt
 import re
 import secrets
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from consent.delegation_models import MODES, UPSTREAM, Delegation, DelegationChange
-from consent.errors import (DelegationInvalid, DelegationNotFound, DelegationStateError, InvitationForSomeoneElse,
-                            InvitationUnusable)
+from consent.errors import (
+    DelegationInvalid,
+    DelegationNotFound,
+    DelegationStateError,
+    InvitationForSomeoneElse,
+    InvitationUnusable,
+)
 from consent.events import EventType, format_time
 from consent.ledger import Ledger
 from consent.pseudonyms import pseudonym_for
@@ -160,8 +165,8 @@ def create_active(session: Session, principal_id: str, delegate_id: str, terms: 
     checker) or a parent's delegation for a dependent."""
     now = now or utcnow()
     _not_self(delegate_id, principal_id)
-    proof = {} if evidence is None else {"evidence_reference": evidence[0], "evidence_checked_by": evidence[1],
-                                         "evidence_checked_at": now}
+    proof: _Evidence = {} if evidence is None else {"evidence_reference": evidence[0],
+                                                    "evidence_checked_by": evidence[1], "evidence_checked_at": now}
     delegation = _new(session, principal_id, delegate_id, check_terms(terms, now), status="active", reason=reason,
                       by=by, now=now, basis=basis, **proof)
     _record(session, ledger, EventType.DELEGATION_CREATED, delegation)
@@ -192,6 +197,13 @@ def _one_onward_only(session: Session, parent: Delegation) -> None:
     if session.scalar(open_onward):
         raise DelegationInvalid("You have already asked someone else to help. Stop them helping first, "
                                 "then you can ask another person.", "email")
+
+
+class _Evidence(TypedDict, total=False):
+    """An attorney delegation's record of the checked power of attorney (``create_active``)."""
+    evidence_reference: str
+    evidence_checked_by: str
+    evidence_checked_at: dt.datetime
 
 
 def _new(session: Session, principal_id: str, delegate_id: str | None, terms: Terms, *, status: str, reason: str,

@@ -31,8 +31,13 @@ MAX_RANGE = 1000  # entries per page of the auditors' range API
 
 
 class SigningKey(Protocol):
-    kid: str
-    private_key: Any
+    """Read-only, so a frozen dataclass (``keys.keyring.SigningMaterial``) is one."""
+
+    @property
+    def kid(self) -> str: ...
+
+    @property
+    def private_key(self) -> Any: ...
 
 
 class LedgerKeys(Protocol):

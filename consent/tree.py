@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy import insert, select, text, tuple_, update
 from sqlalchemy.orm import Session
@@ -143,9 +144,10 @@ def fetch_with_size(session: Session, nodes: set[Node]) -> tuple[dict[Node, byte
     """The nodes that exist, and the tree size, in one round trip on PostgreSQL."""
     leaves = sorted(index for level, index in nodes if level == 0)
     inner = sorted(node for node in nodes if node[0] > 0)
+    rows: Sequence[tuple[int, int, bytes]]
     if session.get_bind().dialect.name == "postgresql":
         rows = session.execute(_FETCH_PG, {"leaves": leaves, "levels": [level for level, _ in inner],
-                                           "idxs": [idx for _, idx in inner]}).all()
+                                           "idxs": [idx for _, idx in inner]}).tuples().all()
     else:
         rows = _fetch_portable(session, leaves, inner)
     size = next(idx for level, idx, _hash in rows if level == -1)
@@ -168,9 +170,9 @@ def _fetch_portable(session: Session, leaves: list[int], inner: list[Node]) -> l
         query = select(LedgerEntry.seq, LedgerEntry.leaf_hash).where(LedgerEntry.seq.in_(leaves))
         rows += [(0, seq, hash_) for seq, hash_ in session.execute(query)]
     if inner:
-        query = select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash)
-        query = query.where(tuple_(LedgerNode.level, LedgerNode.idx).in_(inner))
-        rows += [(level, idx, hash_) for level, idx, hash_ in session.execute(query)]
+        node_query = select(LedgerNode.level, LedgerNode.idx, LedgerNode.hash)
+        node_query = node_query.where(tuple_(LedgerNode.level, LedgerNode.idx).in_(inner))
+        rows += [(level, idx, hash_) for level, idx, hash_ in session.execute(node_query)]
     return rows
 
 

@@ -311,7 +311,8 @@ def ledger_checkpoint() -> None:
         the_ledger = ledger_for(settings, services.keyring)
         expired = expire_consents(session, ledger=the_ledger)
         made = the_ledger.checkpoint(session)
-        _emit({"expired": expired, "tree_size": made.tree_size if made else 0, "checkpoint": made.note if made else None})
+        _emit({"expired": expired, "tree_size": made.tree_size if made else 0,
+               "checkpoint": made.note if made else None})
 
 
 @ledger.command("verify")

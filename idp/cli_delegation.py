@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import click
 from sqlalchemy import select
@@ -136,8 +136,14 @@ def renew(delegation_id: str, ends: str, operator: str) -> None:
     _transition(delegation_id, "renew", "renewed", operator, only_type="attorney", ends_at=new_end, reminded_at=None)
 
 
+class _Columns(TypedDict, total=False):
+    """The columns an operator's transition sets beyond its status (``renew``)."""
+    ends_at: dt.datetime | None
+    reminded_at: dt.datetime | None
+
+
 def _transition(delegation_id: str, name: str, reason: str, operator: str, *, note: str | None = None,
-                notify: bool = True, only_type: str | None = None, **values: object) -> None:
+                notify: bool = True, only_type: str | None = None, **values: Unpack[_Columns]) -> None:
     from consent.delegations import transition
 
     with _context() as (session, ledger, effects):

@@ -100,7 +100,7 @@ class AgencyTokens:
         queue_logout(session, account_id=account_id, client_ids=client_ids, event=f"withdrawn:{uuid.uuid4()}")
 
 
-def _clients_of(agency_id: str) -> Select[tuple[str]]:
+def _clients_of(agency_id: str) -> Select[str]:
     return select(Client.client_id).where(Client.agency_id == agency_id)
 
 

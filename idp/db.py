@@ -135,7 +135,7 @@ def run(session: Session, statement: Executable, params: Mapping[str, Any] | Non
     autoflush would; in-memory objects are not updated by an UPDATE run here.
     """
     session.flush()
-    return session.connection().execute(statement, params)  # type: ignore[arg-type]
+    return session.connection().execute(statement, params)
 
 
 def make_sessionmaker(engine: Engine, *, info: dict[str, Any] | None = None) -> sessionmaker[Session]:

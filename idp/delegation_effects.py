@@ -82,9 +82,11 @@ def send_invitation(session: Session, *, to: str, principal: Account, delegation
     queue_email(session, to=to, subject=f"{(passed_on_by or principal).name} asked you to help "
                 f"{'them' if passed_on_by is None else principal.name}", body=body)
     if passed_on_by is not None:
-        queue_email(session, to=principal.email, subject=f"{SERVICE}: {passed_on_by.name} asked someone else to help you",
+        queue_email(session, to=principal.email,
+                    subject=f"{SERVICE}: {passed_on_by.name} asked someone else to help you",
                     body=f"{passed_on_by.name} has invited {to} to help you too, with no more than "
-                         f"{passed_on_by.name} can do. You can stop this at any time in 'People who can act for you'.\n")
+                         f"{passed_on_by.name} can do. "
+                         "You can stop this at any time in 'People who can act for you'.\n")
 
 
 def send_request(session: Session, *, to: str, delegate: Account) -> None:

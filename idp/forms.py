@@ -3,8 +3,9 @@
 Each form carries ``form_token`` beside its CSRF token: a fresh random value per rendering, signed
 with its time (the CSRF token authenticates the browser; this one names one filling-in of one form,
 and is kept apart from CSRF and its rotation). A token older than ``KEPT_FOR`` is refused ("reload
-the page"), so the worker can forget older submissions without letting an old page write twice. The first POST carrying a token *claims* it before the view runs, by
-inserting its hash into ``form_submissions`` in the request's transaction; the view ends with
+the page"), so the worker can forget older submissions without letting an old page write twice.
+The first POST carrying a token *claims* it before the view runs, by inserting its hash into
+``form_submissions`` in the request's transaction; the view ends with
 :func:`completed` (or :func:`remember_outcome`), which stores where the change led in that same row, so
 the change, its claim and its outcome commit together or not at all.
 
@@ -27,15 +28,16 @@ import re
 import secrets
 from typing import Any
 
-from flask import Flask, Response, current_app, g, redirect, request, session
+from flask import Flask, current_app, g, redirect, request, session
 from itsdangerous import BadSignature, TimestampSigner
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response as BaseResponse  # what flask.redirect is typed to return
 
 from idp.errors import PageError
-from idp.security import check_csrf
 from idp.models import FormSubmission
+from idp.security import check_csrf
 from idp.services import db
 from keys.digests import secret_digest
 
@@ -77,7 +79,7 @@ def _submitted_token() -> str | None:
     return request.form.get(FIELD) if request.method == "POST" and request.endpoint not in NOT_CLAIMED else None
 
 
-def replay_claimed_submission() -> Response | None:
+def replay_claimed_submission() -> BaseResponse | None:
     """before_request, ahead of the CSRF check: a token claimed already is answered with its first
     outcome. That answer writes nothing, so it needs no CSRF check; and a form whose first
     submission started a new sign-in session (a password change) rotated the CSRF token the page
@@ -89,7 +91,7 @@ def replay_claimed_submission() -> Response | None:
     return replay(first) if first is not None else None
 
 
-def claim_submission() -> Response | None:
+def claim_submission() -> BaseResponse | None:
     """before_request: claim the form's token, or answer a second submission with the first's outcome."""
     token = _submitted_token()
     if token is None:
@@ -108,7 +110,7 @@ def claim_submission() -> Response | None:
     return None
 
 
-def replay(first: FormSubmission | None) -> Response:
+def replay(first: FormSubmission | None) -> BaseResponse:
     """The first submission's outcome, again: where it led, and the flow-cookie values it set."""
     if first is None:  # removed by the worker meanwhile: the page is too old to trust
         raise PageError("This page has expired", "Go back, reload the page and try again.", 400)
@@ -124,7 +126,7 @@ def remember_outcome(location: str, flow: dict[str, Any] | None = None) -> None:
         claim.outcome, claim.flow = location[:2000], flow
 
 
-def completed(location: str, flow: dict[str, Any] | None = None) -> Response:
+def completed(location: str, flow: dict[str, Any] | None = None) -> BaseResponse:
     """The end of a state-changing form: the change and its outcome committed, then the redirect."""
     remember_outcome(location, flow)
     db().commit()

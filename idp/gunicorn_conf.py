@@ -12,9 +12,13 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from typing import Any
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any
 
 from gunicorn import glogging
+
+if TYPE_CHECKING:
+    from gunicorn.glogging import _AtomsDict  # types-gunicorn's name for what Logger.atoms returns
 
 # prometheus-client sums every worker's metrics from files in this folder (its own variable,
 # read when prometheus_client is first imported: so before anything imports it).
@@ -63,10 +67,10 @@ class JsonLogger(glogging.Logger):
             for handler in log.handlers:
                 handler.setFormatter(JsonFormatter())
 
-    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+    def atoms(self, resp: Any, req: Any, environ: MutableMapping[str, Any], request_time: Any) -> _AtomsDict:
         """Every atom that carries the path carries it as the application logs it (``idp.logs``:
         secret route variables redacted, no query string), whatever ``access_log_format`` says."""
-        atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
+        atoms = super().atoms(resp, req, environ, request_time)
         path = environ.get(LOGGED_PATH)
         if path is None:  # answered before routing (discovery, JWKS): no secret in those paths
             return atoms
@@ -75,7 +79,8 @@ class JsonLogger(glogging.Logger):
         atoms["q"] = "-"
         for key in ("{path_info}e", "{raw_uri}e", "{request_uri}e", "{query_string}e"):
             if key in atoms:
-                atoms[key] = path if key != "{query_string}e" else "-"
+                # types-gunicorn's _AtomsDict omits the {name}e atoms gunicorn adds for each environ variable
+                atoms[key] = path if key != "{query_string}e" else "-"  # type: ignore[typeddict-unknown-key]
         return atoms
 
 
@@ -88,7 +93,7 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
 
 
 def on_exit(server: Any) -> None:

@@ -18,6 +18,7 @@ import logging
 import random
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, request
@@ -116,7 +117,7 @@ def logged_path() -> str:
                          rule.rule)
 
 
-def _route() -> tuple[Rule, dict[str, Any]] | None:
+def _route() -> tuple[Rule, Mapping[str, Any]] | None:
     """The matched rule and its values; for a method the route does not allow (405), the rule the
     path would match, so a secret in the path of a refused request is redacted too."""
     if request.url_rule is not None:
@@ -155,7 +156,8 @@ def finish_request(response: Response) -> Response:
 
 
 def request_duration() -> float:
-    return time.perf_counter() - g.get("request_started", time.perf_counter())
+    started: float = g.get("request_started", time.perf_counter())
+    return time.perf_counter() - started
 
 
 def init_request_logging(app: Flask) -> None:

@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, Count
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import column, func, inspect, select, table
+from sqlalchemy import Select, column, func, inspect, select, table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -84,7 +84,7 @@ class DatabaseState(Collector):
                 ledger = connection.scalar(_ledger_size()) if LEDGER_HEAD_TABLE in tables else None
         except DBAPIError:
             return [_gauge("idp_database_up", "Whether the database answered the last scrape.", 0)]
-        found = [_gauge("idp_database_up", "Whether the database answered the last scrape.", 1)]
+        found: list[Metric] = [_gauge("idp_database_up", "Whether the database answered the last scrape.", 1)]
         if outbox is not None:
             found.append(_gauge("idp_outbox_backlog", "Outbox messages not yet sent nor given up.", outbox))
         if ledger is not None:
@@ -92,13 +92,13 @@ class DatabaseState(Collector):
         return found
 
 
-def _outbox_backlog() -> object:
+def _outbox_backlog() -> Select[int]:
     outbox = table(OUTBOX_TABLE, column("sent_at"), column("failed_at"))
     pending = outbox.c.sent_at.is_(None) & outbox.c.failed_at.is_(None)
     return select(func.count()).select_from(outbox).where(pending)
 
 
-def _ledger_size() -> object:
+def _ledger_size() -> Select[int]:
     head = table(LEDGER_HEAD_TABLE, column("size"))
     return select(head.c.size).limit(1)
 
@@ -114,7 +114,8 @@ class Exposition:
         self._requests = _registry
         if multiprocess_dir is not None:
             self._requests = CollectorRegistry()
-            MultiProcessCollector(self._requests, path=str(multiprocess_dir))
+            # prometheus_client leaves this constructor unannotated
+            MultiProcessCollector(self._requests, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
         self._state = CollectorRegistry()
         self._state.register(DatabaseState(sessions))
 

@@ -171,7 +171,7 @@ def check_public_jwks(jwks: Any) -> None:
     if any(not isinstance(key, dict) or "d" in key or key.get("kty") == "oct" for key in jwks["keys"]):
         raise ClientMetadataError("invalid_client_metadata", "jwks must hold public asymmetric keys only.")
     try:
-        KeySet.import_key_set(jwks)
+        KeySet.import_key_set({"keys": jwks["keys"]})  # the members joserfc reads: the set's keys
     except (JoseError, ValueError, TypeError, KeyError):
         raise ClientMetadataError("invalid_client_metadata", "jwks holds a key that cannot be read.") from None
 

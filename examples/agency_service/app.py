@@ -18,6 +18,7 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from flask import Blueprint, Flask, Response, current_app, redirect, render_template_string, request, session, url_for
+from flask.typing import ResponseReturnValue
 from joserfc.errors import JoseError
 from joserfc.jwk import import_key
 
@@ -65,7 +66,7 @@ def cookie_name(base_url: str) -> str:
 def register_provider(app: Flask, issuer: str, client_id: str, private_jwk: dict[str, Any]) -> Any:
     key = import_key(private_jwk)
     oauth = OAuth(app)
-    return oauth.register(
+    return oauth.register(  # type: ignore[no-untyped-call]  # types-Authlib leaves OAuth.register unannotated
         PROVIDER_NAME,
         client_id=client_id,
         client_secret=key,  # what Authlib's private_key_jwt signer signs with
@@ -90,7 +91,7 @@ def home() -> str:
 
 
 @bp.get("/login")
-def login() -> Response:
+def login() -> ResponseReturnValue:
     try:
         # Authlib adds state and the PKCE challenge (S256) and keeps them, with the nonce, in
         # this session until the callback.
@@ -101,7 +102,7 @@ def login() -> Response:
 
 
 @bp.get("/callback")
-def callback() -> Response:
+def callback() -> ResponseReturnValue:
     config = _config()
     if "error" in request.args:
         return error_page(request.args["error"], request.args.get("error_description", ""))
@@ -145,7 +146,7 @@ def _describe(error: Exception) -> str:
 
 
 @bp.get("/logout")
-def logout() -> Response:
+def logout() -> ResponseReturnValue:
     """Sign out here, then ask the provider to end its session and send the citizen back."""
     id_token = session.get("tokens", {}).get("id_token")
     session.clear()
@@ -180,7 +181,9 @@ HOME_PAGE = LAYOUT_HEAD + """
 as their {{ user.acting.type }}</strong>
 {%- if user.acting.mode == "view" %} (you can see their details, not act){% endif %}.</p>
 <p>Acting: <code id="actor">{{ user.acting.actor }}</code></p>
-{% if user.acting.passed_on_by %}<p>Passed on to them by: <code id="passed-on-by">{{ user.acting.passed_on_by }}</code></p>{% endif %}
+{% if user.acting.passed_on_by -%}
+<p>Passed on to them by: <code id="passed-on-by">{{ user.acting.passed_on_by }}</code></p>
+{%- endif %}
 {% endif %}
 <dl>
   <dt>Your identifier at this agency (sub)</dt><dd id="sub">{{ user.sub }}</dd>

@@ -6,6 +6,7 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 
@@ -42,7 +43,7 @@ def signed_in(view: Any) -> Any:
 
 @bp.route("", methods=["GET", "POST"])
 @signed_in
-def profile() -> Response | str:
+def profile() -> ResponseReturnValue:
     account: Account = g.account
     if request.method == "GET":
         return render_template("account/profile.html", account=account, errors={}, saved=False)
@@ -72,7 +73,7 @@ def profile() -> Response | str:
 
 @bp.route("/password", methods=["GET", "POST"])
 @signed_in
-def password() -> Response | str:
+def password() -> ResponseReturnValue:
     account: Account = g.account
     if request.method == "GET":
         return render_template("account/password.html", errors={}, has_password=account.password_hash is not None)
@@ -109,7 +110,7 @@ def services_of(login: LoginSession) -> list[str]:
 
 @bp.post("/sessions/<sid>/end")
 @signed_in
-def end(sid: str) -> Response:
+def end(sid: str) -> ResponseReturnValue:
     """Sign out of one session (of this account only); its services get back-channel logout."""
     login = db().scalar(select(LoginSession).where(LoginSession.sid == sid, LoginSession.account_id == g.account.id))
     current = current_session()
@@ -122,7 +123,7 @@ def end(sid: str) -> Response:
 
 @bp.route("/delete", methods=["GET", "POST"])
 @signed_in
-def delete() -> Response | str:
+def delete() -> ResponseReturnValue:
     account: Account = g.account
     if request.method == "GET":
         return render_template("account/delete.html", errors={})

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from consent.acting import ActingGrant, may_act_for
 from consent.errors import NotAllowedToAct
@@ -65,7 +66,7 @@ def act(client: Client, grant: ActingGrant) -> Account:
 
 
 @bp.route("/authorize/who/<interaction_id>", methods=["GET", "POST"])
-def choose(interaction_id: str) -> Response | str:
+def choose(interaction_id: str) -> ResponseReturnValue:
     interaction = interactions.load(interaction_id)
     login = current_session()
     if interaction is None or login is None:

@@ -17,13 +17,15 @@ from authlib.oauth2 import OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError, UnsupportedResponseTypeError
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
-from flask import Blueprint, Response, current_app, redirect, request, url_for
+from flask import Blueprint, current_app, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as BaseResponse  # what flask.redirect is typed to return
 
 from consent.acting import ActingGrant
 from consent.consents import find_consent, undecided_scopes
 from idp import interactions
-from idp.assurance import AcrRequest, requested_acr, satisfies
 from idp.acting import parent_decides, scopes_to_ask_for
+from idp.assurance import AcrRequest, requested_acr, satisfies
 from idp.blueprints import acting
 from idp.contact_details import email_problem
 from idp.db import utcnow
@@ -57,21 +59,21 @@ class UnmetAuthenticationRequirementsError(OAuth2Error):
 
 
 @bp.route("/authorize", methods=["GET", "POST"])
-def authorize() -> Response:
+def authorize() -> ResponseReturnValue:
     duplicated = sorted(key for key in request.values if len(request.values.getlist(key)) > 1)
     params = {key: request.values[key] for key in request.values}
     return run(params, None, duplicated)
 
 
 @bp.get("/authorize/resume/<interaction_id>")
-def resume(interaction_id: str) -> Response:
+def resume(interaction_id: str) -> ResponseReturnValue:
     interaction = interactions.load(interaction_id)
     if interaction is None:
         raise PageError("This sign-in has expired", "Go back to the service you were using and start again.")
     return run(interaction.params, interaction, [])
 
 
-def run(params: dict[str, str], interaction: Interaction | None, duplicated: list[str]) -> Response:
+def run(params: dict[str, str], interaction: Interaction | None, duplicated: list[str]) -> BaseResponse:
     client, redirect_uri = load_client(params, duplicated)
     try:
         check_request(params, duplicated)
@@ -86,14 +88,14 @@ def run(params: dict[str, str], interaction: Interaction | None, duplicated: lis
             return ask(params, interaction, "signin.choose_account")
         if needs_step_up(login, prompts, params, interaction, client):
             return ask_to_step_up(params, interaction)
-        served = acting.who_is_served(login, prompts, oauth_request.payload.scope.split(), client, interaction)
+        served = acting.who_is_served(login, prompts, requested_scope(oauth_request).split(), client, interaction)
         if served == acting.ASK:
             return ask(params, interaction, "acting.choose")
-        if needs_consent(login, served, prompts, oauth_request, client, interaction):  # type: ignore[arg-type]
+        if needs_consent(login, served, prompts, oauth_request, client, interaction):
             if "none" in prompts:
                 raise ConsentRequiredError()
             return ask(params, interaction, "consent.decide")
-        user = login.account if served is None else acting.act(client, served)  # type: ignore[arg-type]
+        user = login.account if served is None else acting.act(client, served)
         response = current_app.extensions["authlib"].create_authorization_response(
             oauth_request, grant_user=user, grant=grant
         )
@@ -171,6 +173,12 @@ def build_oauth_request(params: dict[str, str], client: Client) -> OAuth2Request
     return oauth_request
 
 
+def requested_scope(oauth_request: OAuth2Request) -> str:
+    """The scope of a request made by ``build_oauth_request``, which always sets its payload."""
+    assert oauth_request.payload is not None
+    return oauth_request.payload.scope
+
+
 def needs_login(login: LoginSession | None, prompts: set[str], params: dict[str, str],
                 interaction: Interaction | None, client: Client) -> bool:
     just_signed_in = interaction is not None and interaction.login_done
@@ -237,7 +245,7 @@ def needs_consent(login: LoginSession, served: ActingGrant | None, prompts: set[
     child (``idp.acting.parent_decides``); any other delegate relies on the principal's own consent."""
     if client.statutory_basis:
         return False  # consent-ledger.md: held under a statutory basis; the disclosure is still logged
-    requested = client.get_allowed_scope(oauth_request.payload.scope).split()
+    requested = client.get_allowed_scope(requested_scope(oauth_request)).split()
     subject = login.account_id
     if served is not None:
         child = parent_decides(db(), served)
@@ -249,7 +257,7 @@ def needs_consent(login: LoginSession, served: ActingGrant | None, prompts: set[
     return bool(undecided) or ("consent" in prompts and not decided_now)
 
 
-def ask_to_sign_in(params: dict[str, str], interaction: Interaction | None, prompts: set[str]) -> Response:
+def ask_to_sign_in(params: dict[str, str], interaction: Interaction | None, prompts: set[str]) -> BaseResponse:
     if "none" in prompts:
         raise LoginRequiredError()
     interaction = interaction or interactions.start(params)
@@ -262,17 +270,18 @@ def ask_to_sign_in(params: dict[str, str], interaction: Interaction | None, prom
     return redirect(url_for("signin.signin", **query))
 
 
-def ask_to_step_up(params: dict[str, str], interaction: Interaction | None) -> Response:
+def ask_to_step_up(params: dict[str, str], interaction: Interaction | None) -> BaseResponse:
     interaction = interaction or interactions.start(params)
     return redirect(url_for("passkeys.confirm", interaction=interaction.id))
 
 
-def ask(params: dict[str, str], interaction: Interaction | None, endpoint: str) -> Response:
+def ask(params: dict[str, str], interaction: Interaction | None, endpoint: str) -> BaseResponse:
     interaction = interaction or interactions.start(params)
     return redirect(url_for(endpoint, interaction_id=interaction.id))
 
 
-def error_redirect(redirect_uri: str, error: OAuth2Error, state: str | None) -> Response:
+def error_redirect(redirect_uri: str, error: OAuth2Error, state: str | None) -> BaseResponse:
+    assert error.error is not None  # every OAuth2Error we raise or Authlib raises names its code
     params = [("error", error.error)]
     if error.description:
         params.append(("error_description", error.description))

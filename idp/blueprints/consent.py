@@ -9,18 +9,19 @@ from __future__ import annotations
 import datetime as dt
 
 from authlib.oauth2.rfc6749.errors import AccessDeniedError
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from consent.consents import record_decision
 from idp import interactions
 from idp.acting import grant_for, parent_decides, scopes_to_ask_for
+from idp.blueprints.authorize import build_oauth_request, error_redirect, load_client, requested_scope
 from idp.consent_ledger import ledger
 from idp.db import utcnow
-from idp.blueprints.authorize import build_oauth_request, error_redirect, load_client
 from idp.errors import PageError
 from idp.forms import remember_outcome
-from idp.login_sessions import current_session
 from idp.interactions import Interaction
+from idp.login_sessions import current_session
 from idp.models import Account, Client, LoginSession
 from idp.oauth.claims import SCOPE_CLAIM_NAMES, SCOPE_CLAIMS, SCOPE_DESCRIPTIONS, released_claims
 from idp.services import db
@@ -29,13 +30,13 @@ bp = Blueprint("consent", __name__)
 
 
 @bp.route("/consent/<interaction_id>", methods=["GET", "POST"])
-def decide(interaction_id: str) -> Response | str:
+def decide(interaction_id: str) -> ResponseReturnValue:
     interaction = interactions.load(interaction_id)
     login = current_session()
     if interaction is None or login is None:
         raise PageError("This sign-in has expired", "Go back to the service you were using and start again.")
     client, redirect_uri = load_client(interaction.params, [])
-    requested = client.get_allowed_scope(build_oauth_request(interaction.params, client).payload.scope).split()
+    requested = client.get_allowed_scope(requested_scope(build_oauth_request(interaction.params, client))).split()
     subject, child, asked = whose_consent(login, client, interaction, requested)
     optional = [scope for scope in asked if scope != "openid"]
     offered = optional if child is None else [scope for scope in optional if has_something(child, scope)]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, redirect, render_template
+from flask import Blueprint, redirect, render_template
+from flask.typing import ResponseReturnValue
 
 from idp.blueprints.delegation import pending_invitation
 from idp.login_sessions import current_session
@@ -11,7 +12,7 @@ bp = Blueprint("home", __name__)
 
 
 @bp.get("/")
-def index() -> str | Response:
+def index() -> ResponseReturnValue:
     login = current_session()
     if login is not None and (invitation := pending_invitation()):  # delegation.md "Accept": after sign-in
         return redirect(invitation)

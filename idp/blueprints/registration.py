@@ -150,7 +150,7 @@ def parse_metadata(body: dict[str, Any]) -> ClientMetadata:
         value = body.get(name)
         if value is None:
             continue
-        if not isinstance(value, expected) or (expected is list and not all(isinstance(v, str) for v in value)):
+        if not isinstance(value, expected) or (isinstance(value, list) and not all(isinstance(v, str) for v in value)):
             raise InvalidClientMetadataError(f"{name} has the wrong JSON type.")
         fields[name] = value
     return ClientMetadata(**fields)

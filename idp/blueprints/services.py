@@ -9,7 +9,9 @@ import datetime as dt
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
+from werkzeug.wrappers import Response as BaseResponse
 
 from consent.consents import consents_of, withdraw_consent
 from consent.errors import ConsentNotActive
@@ -44,20 +46,20 @@ class Connection:
 
 
 @bp.get("/connected-services")
-def connected() -> Response | str:
+def connected() -> ResponseReturnValue:
     account = _citizen()
-    if isinstance(account, Response):
+    if isinstance(account, BaseResponse):
         return account
     withdrawn = db().get(Agency, request.args.get("withdrawn", "")) if request.args.get("withdrawn") else None
     return render_template("services/connected.html", connections=connections_of(account.id), withdrawn=withdrawn)
 
 
 @bp.post("/connected-services/<agency_id>/withdraw")
-def withdraw(agency_id: str) -> Response:
+def withdraw(agency_id: str) -> ResponseReturnValue:
     """Withdraw: the consent ends, the agency's tokens are revoked, its sessions logged out, and
     ``consent.withdrawn`` is appended — all in one transaction."""
     account = _citizen()
-    if isinstance(account, Response):
+    if isinstance(account, BaseResponse):
         return account
     if request.form.get("decision") != "withdraw":
         raise PageError("Choose what to do", "Select Withdraw consent to stop sharing.")
@@ -70,9 +72,9 @@ def withdraw(agency_id: str) -> Response:
 
 
 @bp.get("/record")
-def record() -> Response | str:
+def record() -> ResponseReturnValue:
     account = _citizen()
-    if isinstance(account, Response):
+    if isinstance(account, BaseResponse):
         return account
     rows = [(item, item.entry) for item in _own_entries(account.id)]
     agencies = {agency.id: agency.name for agency in db().scalars(select(Agency))}
@@ -93,10 +95,10 @@ def record_json() -> Response:
 
 
 @bp.get("/record/<int:seq>/receipt")
-def receipt(seq: int) -> Response:
+def receipt(seq: int) -> ResponseReturnValue:
     """The receipt (compact JWS) of one of the citizen's own entries, as a download."""
     account = _citizen()
-    if isinstance(account, Response):
+    if isinstance(account, BaseResponse):
         return account
     found = next((item for item in _own_entries(account.id) if item.seq == seq and item.receipt), None)
     if found is None or found.receipt is None:
@@ -142,7 +144,7 @@ def _as_json(item: StoredEntry) -> dict[str, Any]:
             "leaf_hash": base64.b64encode(item.leaf_hash).decode(), "receipt": item.receipt}
 
 
-def _citizen() -> Account | Response:
+def _citizen() -> Account | BaseResponse:
     login = current_session()
     if login is None:
         return redirect(url_for("signin.signin", next=request.path))

@@ -17,8 +17,10 @@ from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, LargeBinary, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.db import Base, utcnow
-from keys.digests import secret_digest as hash_secret  # re-exported: how client secrets are stored
 from idp.redirect_uris import matches_loopback_any_port
+from keys.digests import secret_digest
+
+hash_secret = secret_digest  # re-exported: how client secrets are stored
 
 AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "client_secret_post", "none")
 ID_TOKEN_ALGS = ("ES256", "RS256", "PS256", "EdDSA")

@@ -47,7 +47,8 @@ CLIENT_KEYS = ClientKeyCache()  # process-wide, like the outbound slots it draws
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):
-    CLIENT_AUTH_METHOD = "private_key_jwt"
+    # types-Authlib declares this Final, yet Authlib reads it from the subclass to name the method
+    CLIENT_AUTH_METHOD = "private_key_jwt"  # type: ignore[misc]
 
     def __init__(self) -> None:
         super().__init__(validate_jti=True, leeway=30)
@@ -108,7 +109,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         if not jwks or not jwks.get("keys"):
             raise InvalidClientError(description="The client has no registered keys.")
         try:
-            return KeySet.import_key_set(jwks)
+            return KeySet.import_key_set({"keys": jwks["keys"]})
         except Exception:  # joserfc raises several types for malformed registered keys
             raise InvalidClientError(description="The client's registered keys are not usable.") from None
 

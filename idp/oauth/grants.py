@@ -14,9 +14,9 @@ Every hook is one of Authlib's; the rules they enforce:
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode as _OpenIDCode
@@ -83,7 +83,9 @@ def allowed_scopes(client: Client, account_id: str, requested: list[str]) -> set
     return consented_scopes(db(), account_id, client.agency_id, requested)
 
 
-class AuthorizationCodeGrant(ConsentCheckedTokens, grants.AuthorizationCodeGrant):
+# ConsentCheckedTokens.generate_token requires user and scope, which Authlib's grants always pass
+# (types-Authlib's BaseGrant declares both optional).
+class AuthorizationCodeGrant(ConsentCheckedTokens, grants.AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     def save_authorization_code(self, code: str, request: Any) -> None:
@@ -109,7 +111,7 @@ class AuthorizationCodeGrant(ConsentCheckedTokens, grants.AuthorizationCodeGrant
             expires_at=now + dt.timedelta(seconds=settings.code_ttl),
         ))
 
-    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+    def query_authorization_code(self, code: str, client: ClientMixin) -> AuthorizationCode | None:
         """This client's unexpired code, once an attempt at it is reserved.
 
         The attempt is counted before the redirect URI and verifier are checked, in one conditional
@@ -119,7 +121,7 @@ class AuthorizationCodeGrant(ConsentCheckedTokens, grants.AuthorizationCodeGrant
         """
         session = db()
         record = session.get(AuthorizationCode, token_hash(code))
-        if record is None or record.client_id != client.client_id or record.expires_at <= utcnow():
+        if record is None or record.client_id != client.get_client_id() or record.expires_at <= utcnow():
             return None
         reserved = run(session, _RESERVE_ATTEMPT, {"hash": record.code_hash, "most": MAX_REDEMPTION_ATTEMPTS})
         if reserved.rowcount != 1:  # redeemed already, or out of attempts
@@ -133,7 +135,8 @@ class AuthorizationCodeGrant(ConsentCheckedTokens, grants.AuthorizationCodeGrant
 
     def create_token_response(self) -> Any:
         """Every check has passed: only now is the code consumed (RFC 6749 §4.1.2 single use)."""
-        code: AuthorizationCode = self.request.authorization_code
+        code = self.request.authorization_code
+        assert isinstance(code, AuthorizationCode)  # query_authorization_code found it
         if run(db(), _CLAIM_CODE, {"hash": code.code_hash, "now": utcnow()}).rowcount != 1:
             self._revoke_tokens_of_replayed(code.code_hash)
             raise InvalidGrantError("Invalid 'code' in request.")
@@ -164,11 +167,12 @@ _CLAIM_CODE = (update(AuthorizationCode)
                .values(redeemed_at=bindparam("now")))
 
 
-class RefreshTokenGrant(ConsentCheckedTokens, grants.RefreshTokenGrant):
+class RefreshTokenGrant(ConsentCheckedTokens, grants.RefreshTokenGrant):  # type: ignore[misc]  # as above
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotation, RFC 9700 §4.14.2
 
-    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
+    # Authlib treats a falsy result as an unknown token; types-Authlib's TokenMixin return leaves out None.
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:  # type: ignore[override]
         session = db()
         # Everything that changes a family takes its row lock first, so concurrent refreshes and
         # reuse revocations queue up instead of deadlocking on each other's token rows. A stale
@@ -176,10 +180,11 @@ class RefreshTokenGrant(ConsentCheckedTokens, grants.RefreshTokenGrant):
         query = (select(RefreshToken).join(RefreshToken.family).options(contains_eager(RefreshToken.family))
                  .where(RefreshToken.token_hash == token_hash(refresh_token)).with_for_update(of=TokenFamily))
         record = session.scalar(query)
-        client: Client = self.request.client
+        client = cast(Client, self.request.client)  # what our query_client returned to Authlib
         if record is None or not record.check_client(client):
             return None
-        self._validate_token_scope(record)  # before the token is spent, so a bad scope costs nothing
+        # before the token is spent, so a bad scope costs nothing (types-Authlib omits this private method)
+        self._validate_token_scope(record)  # type: ignore[attr-defined]
         if record.used_at is not None or not claim_refresh_token(session, record):
             revoke_family(session, record.family_id, "refresh_token_reused")
             return None
@@ -193,7 +198,7 @@ class RefreshTokenGrant(ConsentCheckedTokens, grants.RefreshTokenGrant):
         account = refresh_token.family.account
         return account if account.status == "active" else None
 
-    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
+    def revoke_old_credential(self, refresh_token: TokenMixin) -> None:
         """Nothing left to do: authenticate_refresh_token consumed the token atomically."""
 
 
@@ -247,7 +252,9 @@ class OpenIDCode(_OpenIDCode):
             claims["nonce"] = code.nonce
         if code.session_sid:
             claims["sid"] = code.session_sid
-        claims["at_hash"] = create_half_hash(token["access_token"], alg).decode()  # OIDC Core §3.1.3.6
+        at_hash = create_half_hash(token["access_token"], alg)  # OIDC Core §3.1.3.6
+        assert at_hash is not None  # None only for an algorithm not in ID_TOKEN_ALGS
+        claims["at_hash"] = at_hash.decode()
         requested = (code.claims_request or {}).get("id_token")
         claims |= released_claims(request.user, set(token["scope"].split()), by_scope=False, requested=requested)
         claims |= acting_claims(db(), client, code.delegation_id)  # delegation.md "What agencies receive"

@@ -39,7 +39,8 @@ from idp.services import db, services
 
 
 class AuthorizationServer(FlaskAuthorizationServer):
-    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+    # types-Authlib narrows the result to FlaskOAuth2Request; Authlib takes any OAuth2Request.
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:  # type: ignore[override]
         # The authorize view resumes stored requests after sign-in and consent.
         if isinstance(request, OAuth2Request):
             return request
@@ -127,7 +128,7 @@ class IntrospectionEndpoint(HintIsOnlyAHint, _IntrospectionEndpoint):
     def query_token(self, token_string: str, token_type_hint: str | None) -> LiveAccessToken | RefreshToken | None:
         if token_string.count(".") == 2:  # read-only here: plain columns, not ORM records (see _find_token)
             return live_access_token(services().keyring, db(), services().settings, token_string)
-        return _find_token(token_string, token_type_hint)
+        return _find_refresh_token(token_string)
 
     def check_permission(self, token: LiveAccessToken | RefreshToken, client: Client, request: Any) -> bool:
         owner = token.client if isinstance(token, LiveAccessToken) else token.family.client
@@ -174,9 +175,14 @@ def _find_token(token_string: str, hint: str | None) -> AccessToken | RefreshTok
     Our two token types cannot be confused (a JWT has two dots, a refresh token none), so the
     hint is not needed to search both (RFC 7009 §2.1).
     """
-    session, settings, keyring = db(), services().settings, services().keyring
     if token_string.count(".") == 2:
-        return active_access_token(keyring, session, settings, token_string)
+        return active_access_token(services().keyring, db(), services().settings, token_string)
+    return _find_refresh_token(token_string)
+
+
+def _find_refresh_token(token_string: str) -> RefreshToken | None:
+    """A live refresh token of ours (a string without the two dots of a JWT)."""
+    session = db()
     record = session.get(RefreshToken, token_hash(token_string))
     if record is None:
         return None
@@ -187,7 +193,8 @@ def _find_token(token_string: str, hint: str | None) -> AccessToken | RefreshTok
 
 def create_authorization_server() -> AuthorizationServer:
     server = AuthorizationServer(query_client=query_client, save_token=save_token)
-    server.register_token_generator("default", generate_token)
+    # types-Authlib wants a BearerTokenGenerator; Authlib calls any callable with its arguments
+    server.register_token_generator("default", generate_token)  # type: ignore[arg-type]
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
     server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)  # replaces Authlib's
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), OpenIDCode()])

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import secrets
 import uuid
+from typing import Any
 
 from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session, object_session
@@ -18,15 +19,16 @@ from consent.acting import still_in_force
 from idp.config import Settings
 from idp.db import run, utcnow
 from idp.models import AccessToken, Account, Agency, AuthorizationCode, Client, RefreshToken, TokenFamily
-from keys.digests import secret_digest as token_hash  # re-exported: how tokens are looked up
+from keys.digests import secret_digest
 from keys.errors import TokenVerificationError
 from keys.keyring import Keyring
 
+token_hash = secret_digest  # re-exported: how tokens are looked up
 ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068 §2.1
 
 
 def encode_access_token(keyring: Keyring, session: Session, settings: Settings,
-                        client: Client, account: Account, scope: str, extra: dict | None = None) -> str:
+                        client: Client, account: Account, scope: str, extra: dict[str, Any] | None = None) -> str:
     """RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti, scope (+ ``act``, ``delegation``)."""
     now = int(utcnow().timestamp())
     claims = {
@@ -42,7 +44,8 @@ def encode_access_token(keyring: Keyring, session: Session, settings: Settings,
     return keyring.sign_jwt(session, claims, alg="ES256", typ=ACCESS_TOKEN_TYP)
 
 
-def decode_own_access_token(keyring: Keyring, session: Session, settings: Settings, token: str) -> dict | None:
+def decode_own_access_token(keyring: Keyring, session: Session, settings: Settings,
+                            token: str) -> dict[str, Any] | None:
     try:
         return keyring.verify_jwt(
             session, token, audience=settings.endpoint("/userinfo"), issuer=settings.issuer, typ=ACCESS_TOKEN_TYP
@@ -56,7 +59,7 @@ def new_refresh_token() -> str:
 
 
 def start_family(session: Session, settings: Settings, *, client_id: str, account_id: str,
-                 session_id: str | None, scope: str, claims_request: dict | None,
+                 session_id: str | None, scope: str, claims_request: dict[str, Any] | None,
                  auth_time: dt.datetime, acr: str, amr: list[str], delegation_id: str | None = None,
                  actor_account_id: str | None = None) -> TokenFamily:
     """Insert a new family (one INSERT, no ORM flush); the returned object is not in the session."""
@@ -71,7 +74,7 @@ def start_family(session: Session, settings: Settings, *, client_id: str, accoun
     return TokenFamily(**values)
 
 
-def record_tokens(session: Session, settings: Settings, family: TokenFamily, access_claims: dict,
+def record_tokens(session: Session, settings: Settings, family: TokenFamily, access_claims: dict[str, Any],
                   refresh_token: str | None, refresh_scope: str) -> None:
     """The server-side records of a new access token and (if any) refresh token: plain INSERTs."""
     run(session, _INSERT_ACCESS, {
@@ -170,7 +173,7 @@ class LiveAccessToken:
     account_id: str
     auth_time: dt.datetime
     acr: str
-    claims_request: dict | None
+    claims_request: dict[str, Any] | None
     delegation_id: str | None
     client: Client
     account: Account
