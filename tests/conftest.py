@@ -15,9 +15,9 @@ from joserfc.jwk import ECKey
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from consent.ledger import Ledger
 from idp.accounts import create_account
 from idp.app import build_services, create_app
-from consent.ledger import Ledger
 from idp.config import Settings
 from idp.consent_ledger import ledger_for
 from idp.db import make_engine

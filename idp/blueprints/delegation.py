@@ -12,7 +12,8 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, g, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from consent import delegations as lifecycle
@@ -25,8 +26,7 @@ from idp.consent_ledger import ledger
 from idp.contact_details import email_problem, name_problem
 from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects, send_invitation, send_request
-from idp.delegation_forms import (MODES, ONWARD, RELATIONSHIPS, agencies, delegable_scopes, end_date,
-                                  terms_from)
+from idp.delegation_forms import MODES, ONWARD, RELATIONSHIPS, agencies, delegable_scopes, end_date, terms_from
 from idp.dependents import agreement_assurance, agreement_opens, create_dependent, handed_over_at, own_account_problem
 from idp.errors import PageError
 from idp.forms import completed
@@ -75,7 +75,7 @@ def delegates() -> str:
 
 @bp.route("/account/delegates/invite", methods=["GET", "POST"])
 @signed_in
-def invite() -> Response | str:
+def invite() -> ResponseReturnValue:
     form = request.form if request.method == "POST" else request.args
     context = _page("", form=form, agencies=agencies(), scopes=delegable_scopes())
     if request.method == "GET":
@@ -97,7 +97,7 @@ def invite() -> Response | str:
 
 @bp.post("/account/delegates/<delegation_id>/<action>")
 @signed_in
-def decide(delegation_id: str, action: str) -> Response:
+def decide(delegation_id: str, action: str) -> ResponseReturnValue:
     """The principal's buttons: revoke, approve or decline a request, renew; a young person's
     agreement that their parent keeps helping (continue)."""
     delegation = lifecycle.owned(db(), delegation_id, principal_id=g.account.id)
@@ -157,7 +157,7 @@ def renew(delegation: Delegation) -> None:
 
 @bp.route("/account/delegates/stop-everyone", methods=["GET", "POST"])
 @signed_in
-def stop_everyone() -> Response | str:
+def stop_everyone() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("delegation/stop_everyone.html", errors={})
     if request.form.get("confirm") != "yes":
@@ -174,7 +174,7 @@ def stop_everyone() -> Response | str:
 def acting_for() -> str:
     theirs = lifecycle.of_delegate(db(), g.account.id)
     passed_on = lifecycle.passed_on_by(db(), g.account.id)
-    people = _names({d.principal_id for d in theirs} | {d.delegate_id for d in passed_on})
+    people = _names({*(d.principal_id for d in theirs), *(d.delegate_id for d in passed_on)})
     grown_up = {d.id for d in theirs if d.type == "parent" and own_account_problem(db(), d, g.account) is None}
     return render_template("delegation/acting_for.html", **_page(
         "", delegations=theirs, passed_on=passed_on, people=people, done=request.args.get("done"),
@@ -183,7 +183,7 @@ def acting_for() -> str:
 
 @bp.post("/account/acting-for/<delegation_id>/stop")
 @signed_in
-def stop_acting(delegation_id: str) -> Response:
+def stop_acting(delegation_id: str) -> ResponseReturnValue:
     delegation = lifecycle.owned(db(), delegation_id, delegate_id=g.account.id)
     lifecycle.transition(db(), delegation, "revoke", by=lifecycle.actor(g.account.id), reason="revoked_by_delegate",
                          ledger=ledger(), effects=ServiceEffects())
@@ -192,7 +192,7 @@ def stop_acting(delegation_id: str) -> Response:
 
 @bp.route("/account/acting-for/<delegation_id>/pass-on", methods=["GET", "POST"])
 @signed_in
-def pass_on(delegation_id: str) -> Response | str:
+def pass_on(delegation_id: str) -> ResponseReturnValue:
     """delegation.md: a delegate allowed to delegate onward invites one more person, with no more than
     they have themselves (one hop). The principal sees it and can stop it, as can the delegate."""
     mine = lifecycle.owned(db(), delegation_id, delegate_id=g.account.id)
@@ -253,13 +253,14 @@ def _with_type(form: Any, kind: str) -> Any:
 def _within(mine: Delegation, terms: lifecycle.Terms) -> lifecycle.Terms:
     """On the onward form, "All" means all that the delegate's own delegation covers."""
     return dataclasses.replace(
-        terms, agencies=tuple(mine.agencies) if terms.agencies is None and mine.agencies is not None else terms.agencies,
+        terms,
+        agencies=tuple(mine.agencies) if terms.agencies is None and mine.agencies is not None else terms.agencies,
         scopes=mine.scope_set if terms.scopes is None and mine.scope_set is not None else terms.scopes)
 
 
 @bp.post("/account/acting-for/<delegation_id>/passed-on/<onward_id>/stop")
 @signed_in
-def stop_passed_on(delegation_id: str, onward_id: str) -> Response:
+def stop_passed_on(delegation_id: str, onward_id: str) -> ResponseReturnValue:
     """The delegate who passed a delegation on can end it (so can the principal, on their page)."""
     mine = lifecycle.owned(db(), delegation_id, delegate_id=g.account.id)
     onward = db().get(Delegation, onward_id[:36])
@@ -272,7 +273,7 @@ def stop_passed_on(delegation_id: str, onward_id: str) -> Response:
 
 @bp.route("/account/acting-for/request", methods=["GET", "POST"])
 @signed_in
-def ask() -> Response | str:
+def ask() -> ResponseReturnValue:
     """A would-be carer asks; the same answer whether or not the email has an account."""
     form = request.form if request.method == "POST" else request.args
     if request.method == "GET":
@@ -293,7 +294,7 @@ def ask() -> Response | str:
 
 @bp.route("/account/acting-for/child", methods=["GET", "POST"])
 @signed_in
-def add_child() -> Response | str:
+def add_child() -> ResponseReturnValue:
     """delegation.md ``parent``: a dependent child profile, and the parent's delegation to act for it."""
     form = request.form if request.method == "POST" else request.args
     if request.method == "GET":
@@ -329,7 +330,7 @@ def birthdate(form: Any) -> dt.date | None:
 # -- the emailed invitation link -----------------------------------------------------------------
 
 @bp.route("/delegation/invitation/<secret:token>", methods=["GET", "POST"])
-def invitation(token: str) -> Response | str:
+def invitation(token: str) -> ResponseReturnValue:
     reserve_guess(None)  # the link names no address: the network's budget
     delegation = lifecycle.invitation(db(), token[:100])
     guess_succeeded()

@@ -24,6 +24,7 @@ from typing import Any
 
 from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 
 from idp import interactions
 from idp import passkey_reset as lost
@@ -151,7 +152,7 @@ def confirm_verify() -> Response:
 # --- pages ---------------------------------------------------------------------------------
 
 @bp.route("/signin/passkey", methods=["GET", "POST"])
-def confirm() -> Response | str:
+def confirm() -> ResponseReturnValue:
     """Use a passkey now, or continue without one (POST ``decision=skip``)."""
     login = current_session()
     interaction = pending_interaction_page(request.values.get("interaction"))
@@ -183,7 +184,7 @@ def manage() -> str:
 
 
 @bp.route("/passkeys/lost", methods=["GET", "POST"])
-def report_lost() -> Response | str:
+def report_lost() -> ResponseReturnValue:
     """sign-in.md "Account recovery": every passkey lost; they are removed after a week's notice."""
     login = signed_in_page()
     if change_allowed(login):  # signed in with a passkey, or none left: nothing to wait for
@@ -201,14 +202,14 @@ def report_lost() -> Response | str:
 
 
 @bp.post("/passkeys/lost/cancel")
-def cancel_lost() -> Response:
+def cancel_lost() -> ResponseReturnValue:
     login = signed_in_page()
     lost.cancel_reset(db(), login.account)
     return completed(url_for("passkeys.manage", done="kept"))
 
 
 @bp.get("/passkeys/add")
-def add() -> Response | str:
+def add() -> ResponseReturnValue:
     login = signed_in_page()
     if lost.apply_if_due(db(), login.account):
         db().commit()
@@ -218,7 +219,7 @@ def add() -> Response | str:
 
 
 @bp.route("/passkeys/<credential_id>/rename", methods=["GET", "POST"])
-def rename(credential_id: str) -> Response | str:
+def rename(credential_id: str) -> ResponseReturnValue:
     login = signed_in_page()
     passkey = ceremonies.get_passkey(db(), login.account_id, credential_id)
     if request.method == "GET":
@@ -233,7 +234,7 @@ def rename(credential_id: str) -> Response | str:
 
 
 @bp.route("/passkeys/<credential_id>/remove", methods=["GET", "POST"])
-def remove(credential_id: str) -> Response | str:
+def remove(credential_id: str) -> ResponseReturnValue:
     login = signed_in_page()
     if not change_allowed(login):
         return redirect(url_for("passkeys.confirm", next=url_for("passkeys.manage")))

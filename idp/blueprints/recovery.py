@@ -5,6 +5,7 @@ of the account ends, and the owner is told the password changed."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from idp.attempts import guess_succeeded, reserve_email, reserve_guess
@@ -26,7 +27,7 @@ KEY = "recovery"
 
 
 @bp.route("/recover", methods=["GET", "POST"])
-def start() -> Response | str:
+def start() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("recovery/email.html", email="", errors={})
     email = request.form.get("email", "").strip().lower()
@@ -51,7 +52,7 @@ def _challenge() -> EmailChallenge:
 
 
 @bp.route("/recover/code", methods=["GET", "POST"])
-def code() -> Response | str:
+def code() -> ResponseReturnValue:
     challenge = _challenge()
     if request.method == "GET":
         return render_template("signup/code.html", email=challenge.email, errors={})
@@ -70,7 +71,7 @@ def code() -> Response | str:
 
 
 @bp.route("/recover/password", methods=["GET", "POST"])
-def password() -> Response | str:
+def password() -> ResponseReturnValue:
     challenge = _challenge()
     if challenge.verified_at is None or challenge.account_id is None:
         return redirect(url_for("recovery.code"))

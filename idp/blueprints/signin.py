@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from idp import interactions
@@ -26,7 +27,7 @@ MAX_PASSWORD = 1024
 
 
 @bp.route("/signin", methods=["GET", "POST"])
-def signin() -> Response | str:
+def signin() -> ResponseReturnValue:
     interaction_id = request.values.get("interaction")
     interaction = interactions.load(interaction_id) if interaction_id else None
     if interaction_id and interaction is None:
@@ -97,7 +98,7 @@ def authenticate(email: str, password: str) -> Account | None:
 
 
 @bp.route("/select-account/<interaction_id>", methods=["GET", "POST"])
-def choose_account(interaction_id: str) -> Response | str:
+def choose_account(interaction_id: str) -> ResponseReturnValue:
     interaction = interactions.load(interaction_id)
     login = current_session()
     if interaction is None or login is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from idp import interactions
@@ -44,7 +45,7 @@ def _challenge(pending: dict[str, str]) -> EmailChallenge:
 
 
 @bp.route("/signup", methods=["GET", "POST"])
-def start() -> Response | str:
+def start() -> ResponseReturnValue:
     interaction = request.values.get("interaction", "")
     if request.method == "GET":
         return render_template("signup/email.html", email="", errors={}, interaction=interaction)
@@ -70,7 +71,7 @@ def send_email_code(email: str) -> str:
 
 
 @bp.route("/signup/code", methods=["GET", "POST"])
-def code() -> Response | str:
+def code() -> ResponseReturnValue:
     pending = _pending()
     challenge = _challenge(pending)
     if request.method == "GET":
@@ -89,7 +90,7 @@ def code() -> Response | str:
 
 
 @bp.route("/signup/details", methods=["GET", "POST"])
-def details() -> Response | str:
+def details() -> ResponseReturnValue:
     challenge = _challenge(_pending())
     if challenge.verified_at is None:
         return redirect(url_for("signup.code"))
@@ -131,7 +132,7 @@ def birthdate(form: dict[str, str]) -> dt.date | None:
     return born if dt.date(1900, 1, 1) <= born < dt.date.today() else None
 
 
-def finish(challenge: EmailChallenge, form: dict[str, str], password: str | None) -> Response:
+def finish(challenge: EmailChallenge, form: dict[str, str], password: str | None) -> ResponseReturnValue:
     try:
         account = create_account(db(), email=challenge.email, given_name=form["given_name"],
                                  family_name=form["family_name"], password=password, birthdate=birthdate(form))

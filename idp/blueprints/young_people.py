@@ -5,14 +5,21 @@ configured age (the button is on their "People who can act for you" page)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, g, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from consent import delegations as lifecycle
 from consent.errors import DelegationInvalid
 from idp.attempts import guess_succeeded, reserve_email, reserve_guess
 from idp.blueprints.account import signed_in
-from idp.dependents import (COOLING_OFF, handover, offer_address, offer_own_account, own_account_problem,
-                            take_own_account)
+from idp.dependents import (
+    COOLING_OFF,
+    handover,
+    offer_address,
+    offer_own_account,
+    own_account_problem,
+    take_own_account,
+)
 from idp.errors import PageError
 from idp.forms import completed
 from idp.login_sessions import current_session, start_session
@@ -28,7 +35,7 @@ bp = Blueprint("young_people", __name__)
 
 @bp.route("/account/acting-for/<delegation_id>/own-account", methods=["GET", "POST"])
 @signed_in
-def offer(delegation_id: str) -> Response | str:
+def offer(delegation_id: str) -> ResponseReturnValue:
     """The parent's page: the young person's own email address gets a link to take the profile over."""
     delegation = lifecycle.owned(db(), delegation_id, delegate_id=g.account.id)
     if problem := own_account_problem(db(), delegation, g.account):
@@ -61,7 +68,7 @@ def offer(delegation_id: str) -> Response | str:
 
 
 @bp.route("/own-account/<secret:link>", methods=["GET", "POST"])
-def take(link: str) -> Response | str:
+def take(link: str) -> ResponseReturnValue:
     """The young person's page: choose a password; the profile becomes their account."""
     reserve_guess(offer_address(db(), link))
     offered, child = handover(db(), link)

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from consent import delegations as lifecycle
 from consent.delegation_jobs import TickPolicy, tick
-from consent.delegations import Terms
 from consent.delegation_models import Delegation
+from consent.delegations import Terms
 from consent.errors import DelegationInvalid, DelegationStateError
 from consent.ledger import Ledger
 from consent.models import LedgerEntry

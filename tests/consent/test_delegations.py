@@ -15,8 +15,13 @@ from consent import delegations as lifecycle
 from consent.acting import act_for, may_act_for
 from consent.delegation_models import Delegation
 from consent.delegations import TRANSITIONS, Terms
-from consent.errors import (DelegationInvalid, DelegationStateError, InvitationForSomeoneElse, InvitationUnusable,
-                            NotAllowedToAct)
+from consent.errors import (
+    DelegationInvalid,
+    DelegationStateError,
+    InvitationForSomeoneElse,
+    InvitationUnusable,
+    NotAllowedToAct,
+)
 from consent.ledger import Ledger
 from consent.models import LedgerEntry
 from idp.accounts import create_account

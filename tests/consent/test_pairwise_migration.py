@@ -20,10 +20,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from consent import events
 from consent.audit import audit
 from consent.consents import record_decision
 from consent.erasure import erase_from_ledger
-from consent import events
 from consent.events import EventType, format_time
 from consent.ledger import Ledger
 from consent.models import LedgerEntry
@@ -33,7 +33,7 @@ from idp.config import Settings
 from idp.consent_ledger import ledger_for
 from idp.db import make_engine, utcnow
 from idp.migrate import upgrade
-from idp.models import Account, Agency, Client
+from idp.models import Account, Client
 from idp.registry import create_agency
 from idp.services import Services
 

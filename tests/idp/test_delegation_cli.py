@@ -91,7 +91,8 @@ def test_an_operator_renews_an_attorney_delegation_only(run) -> None:  # type: i
                      "--attorney-email", "attorney@example.com", "--reference", "R-2", "--checked-by", "sam",
                      "--ends", f"{dt.date.today().year + 1}-06-30"))[0]
     new_end = f"{dt.date.today().year + 3}-06-30"
-    assert lines(run("delegation", "renew", made["id"], "--ends", new_end, "--operator", "kim"))[0]["status"] == "active"
+    renewed = lines(run("delegation", "renew", made["id"], "--ends", new_end, "--operator", "kim"))
+    assert renewed[0]["status"] == "active"
     listed = lines(run("delegation", "list", "--principal-email", "donor@example.com"))[0]
     assert listed["ends_at"].startswith(new_end) and listed["status_changed_by"] == "operator:kim"
     past = run("delegation", "renew", made["id"], "--ends", "2001-01-01", "--operator", "kim")

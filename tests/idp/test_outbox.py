@@ -20,15 +20,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from consent.models import LedgerCheckpoint, LedgerEntry
-from idp.app import build_services, create_app
 from idp import worker
+from idp.app import build_services, create_app
 from idp.cli import main
 from idp.config import Settings
 from idp.db import utcnow
 from idp.mail import SmtpSender, send_code
 from idp.models import Account, OutboxMessage
-from idp.outbox import (MAX_ATTEMPTS, DeliveryError, OpenedMessage, deliver_due, open_body, pending, prune,
-                        queue_email)
+from idp.outbox import MAX_ATTEMPTS, DeliveryError, OpenedMessage, deliver_due, open_body, pending, prune, queue_email
 from idp.services import Services
 from idp.worker import rotate_keys_if_due, run_jobs, tick_ledger
 from keys.models import SigningKey
@@ -192,7 +191,8 @@ def test_addresses_that_can_never_receive_mail_get_none(db_session: Session, add
                              .where(OutboxMessage.recipient == address)) == 0
 
 
-def test_a_failing_worker_job_is_logged_and_never_stops_the_others(app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_worker_job_is_logged_and_never_stops_the_others(
+        app: Flask, caplog: pytest.LogCaptureFixture) -> None:
     ran: list[str] = []
 
     def broken(_services: Services) -> None:

@@ -32,7 +32,8 @@ def invitation_link(app: object, db_session: Session, principal: Account, to: st
     browser = app.test_client()  # type: ignore[attr-defined]
     flows.sign_in(browser, principal.email, CITIZEN_PASSWORD)
     token = flows.csrf_token(browser, "/account/delegates/invite")
-    assert browser.post("/account/delegates/invite", data=INVITE | {"email": to, "csrf_token": token}).status_code == 302
+    invited = browser.post("/account/delegates/invite", data=INVITE | {"email": to, "csrf_token": token})
+    assert invited.status_code == 302
     return emailed_link(db_session, to, LINK)
 
 

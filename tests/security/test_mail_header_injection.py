@@ -159,7 +159,7 @@ def test_the_cli_refuses_injected_addresses_and_names(tmp_path: Path) -> None:
 
 
 def test_a_poison_message_already_in_the_outbox_is_given_up_and_the_pass_runs_on(
-        app: Flask, db_session: Session, smtp: tuple[Inbox, str], monkeypatch: pytest.MonkeyPatch) -> None:
+        app: Flask, db_session: Session, smtp: tuple[Inbox, str], monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     """Addresses queued before validation existed: the worker gives such a message up (never leased
     again) and the pass still sends the others and runs its scheduled jobs."""
     inbox, url = smtp
