@@ -44,7 +44,7 @@ from idp.login_sessions import FLOW_COOKIE_NAME, apply_session_cookie, cookie_na
 from idp.logs import configure_logging, init_request_logging
 from idp.metrics import init_metrics
 from idp.oauth.server import create_authorization_server
-from idp.outbox import session_info as outbox_session_info
+from idp.session_keys import session_info
 from idp.security import init_security
 from idp.services import Services, close_db
 from keys.encryption import KeyEncryptor
@@ -99,7 +99,7 @@ def build_services(settings: Settings) -> Services:
     engine = make_engine(settings.database_url)
     keyring = Keyring(KeyEncryptor(settings.key_encryption_key), cache_seconds=settings.key_cache_seconds)
     document = json.dumps(provider_metadata(settings), separators=(",", ":")).encode()
-    sessions = make_sessionmaker(engine, info=outbox_session_info(settings.key_encryption_key))
+    sessions = make_sessionmaker(engine, info=session_info(settings.key_encryption_key))
     return Services(settings=settings, engine=engine, sessions=sessions, keyring=keyring,
                     discovery_document=document, redis=_redis(settings),
                     reading_sessions=make_reading_sessionmaker(engine))

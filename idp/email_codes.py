@@ -1,4 +1,8 @@
-"""One-time email codes (sign-in.md: 6 digits, 10 minutes, 5 attempts), stored only as hashes."""
+"""One-time email codes (sign-in.md: 6 digits, 10 minutes, 5 attempts), stored only as keyed digests.
+
+Six digits are a million values: a plain hash of one is reversed in a second by anyone who reads
+the row, so the digest is an HMAC under a key derived from the KEK, which the sessions that issue
+and check codes carry in their ``info`` (:func:`session_info`), like the outbox's sealer."""
 
 from __future__ import annotations
 
@@ -12,11 +16,18 @@ from sqlalchemy.orm import Session
 
 from idp.db import utcnow
 from idp.models import EmailChallenge
-from keys.digests import secret_digest
+from keys.digests import keyed_digest
+from keys.encryption import derive_key
 
 LIFETIME = dt.timedelta(minutes=10)
 MAX_ATTEMPTS = 5
 WRONG_CODE = "Enter the 6-digit code from the email, or request a new one"
+DIGEST_KEY = "email_codes.digest_key"  # in Session.info
+
+
+def session_info(kek: bytes) -> dict[str, bytes]:
+    """The ``info`` a sessionmaker's sessions need to issue and check codes."""
+    return {DIGEST_KEY: derive_key(kek, "email-code-digest")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,9 +37,13 @@ class CodeCheck:
     exhausted: bool = False  # a new code is needed
 
 
-def _hash(challenge_id: str, code: str) -> str:
+def _hash(session: Session, challenge_id: str, code: str) -> str:
     # Prefixed with the challenge id, so equal codes of two challenges hash differently.
-    return secret_digest(f"{challenge_id}:{code}")
+    key = session.info.get(DIGEST_KEY)
+    if not isinstance(key, bytes):
+        raise RuntimeError("this session cannot digest email codes: build its sessionmaker with "
+                           "info=idp.session_keys.session_info(kek)")
+    return keyed_digest(key, f"{challenge_id}:{code}")
 
 
 def issue_code(session: Session, *, purpose: str, email: str, account_id: str | None) -> tuple[EmailChallenge, str]:
@@ -37,7 +52,7 @@ def issue_code(session: Session, *, purpose: str, email: str, account_id: str | 
                                expires_at=utcnow() + LIFETIME, code_hash="")
     session.add(challenge)
     session.flush()
-    challenge.code_hash = _hash(challenge.id, code)
+    challenge.code_hash = _hash(session, challenge.id, code)
     return challenge, code
 
 
@@ -57,7 +72,7 @@ def check_code(session: Session, challenge: EmailChallenge, code: str) -> CodeCh
                          exhausted=True)
     digits = code.strip().replace(" ", "")
     if not (len(digits) == 6 and digits.isdigit() and hmac.compare_digest(challenge.code_hash,
-                                                                         _hash(challenge.id, digits))):
+                                                                         _hash(session, challenge.id, digits))):
         return CodeCheck(False, WRONG_CODE)
     challenge.verified_at = utcnow()
     return CodeCheck(True)

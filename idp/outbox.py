@@ -95,7 +95,7 @@ def _sealer(session: Session) -> KeyEncryptor:
     sealer = session.info.get(SEALER)
     if not isinstance(sealer, KeyEncryptor):
         raise RuntimeError("this session cannot seal outbox messages: build its sessionmaker with "
-                           "info=idp.outbox.session_info(kek)")
+                           "info=idp.session_keys.session_info(kek)")
     return sealer
 
 

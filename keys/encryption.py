@@ -54,7 +54,13 @@ def for_purpose(kek: bytes, purpose: str) -> KeyEncryptor:
     """An encryptor for secrets other than private keys (e.g. ``"outbox-body"``), under a key of its
     own derived from the KEK with HKDF-SHA256 (RFC 5869 §2, ``info`` naming the purpose): a blob
     sealed for one purpose never opens as another, and the database alone opens none of them."""
+    return KeyEncryptor(derive_key(kek, purpose))
+
+
+def derive_key(kek: bytes, purpose: str) -> bytes:
+    """A 32-byte key of its own for ``purpose``, derived from the KEK with HKDF-SHA256 (RFC 5869 §2,
+    ``info`` naming the purpose): one purpose's key says nothing of another's, nor of the KEK."""
     if not isinstance(kek, bytes) or len(kek) != KEK_BYTES:
         raise ValueError(f"the key-encryption key must be exactly {KEK_BYTES} bytes")
     info = b"keys.purpose\x00" + purpose.encode()
-    return KeyEncryptor(HKDF(algorithm=SHA256(), length=KEK_BYTES, salt=None, info=info).derive(kek))
+    return HKDF(algorithm=SHA256(), length=KEK_BYTES, salt=None, info=info).derive(kek)

@@ -24,7 +24,7 @@ from idp.db import make_engine
 from idp.migrate import upgrade
 from idp.models import Account, Agency
 from idp.outbound import DestinationPolicy
-from idp.outbox import session_info as outbox_session_info
+from idp.session_keys import session_info
 from idp.registry import ClientMetadata, create_agency, create_client
 from idp.services import Services
 from tests.idp import flows
@@ -85,7 +85,7 @@ def connection(engine: Engine) -> Iterator[Connection]:
 @pytest.fixture
 def test_sessions(connection: Connection, settings: Settings) -> sessionmaker[Session]:
     return sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False,
-                        info=outbox_session_info(settings.key_encryption_key))
+                        info=session_info(settings.key_encryption_key))
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from werkzeug.test import TestResponse
 from idp.app import create_app
 from idp.config import Settings
 from idp.db import Base, make_sessionmaker
+from idp.session_keys import session_info
 from idp.services import Services
 from tests.idp import flows
 from tests.private_schema import private_schema
@@ -54,7 +55,7 @@ def threaded_app(database_url: str, settings: Settings, services: Services, stor
     needs_postgres(database_url)
     client = redis_or_skip() if store == "redis" else None
     with private_schema(database_url, schema, Base.metadata.sorted_tables, pool_size=POOL) as engine:
-        sessions = make_sessionmaker(engine)
+        sessions = make_sessionmaker(engine, info=session_info(settings.key_encryption_key))
         own = Services(settings=settings, engine=engine, sessions=sessions, keyring=services.keyring,
                        discovery_document=services.discovery_document, redis=client)
         app = create_app(settings, services=own)

@@ -20,9 +20,10 @@ from consent.delegations import Terms
 from idp.config import Settings
 from idp.consent_ledger import ledger_for
 from idp.delegation_effects import send_invitation
-from idp.models import Account, OutboxMessage
+from idp.models import Account, EmailChallenge, OutboxMessage
 from idp.outbox import deliver_due, open_body
 from idp.services import Services
+from keys.digests import secret_digest
 from tests.idp import flows
 from tests.idp.flows import RegisteredClient
 
@@ -69,6 +70,9 @@ def test_an_emailed_one_time_code_is_stored_only_as_a_hash(client: FlaskClient, 
     code = re.search(r"\b(\d{6})\b", body)
     assert code, body
     assert code.group(1) not in stored_text(connection, only="email_challenges")
+    # A database read alone cannot try the million codes against the digest: it is keyed.
+    row = db_session.scalars(select(EmailChallenge).where(EmailChallenge.email == email)).one()
+    assert row.code_hash != secret_digest(f"{row.id}:{code.group(1)}")
 
 
 def test_invitation_and_registration_tokens_are_stored_only_as_hashes(
