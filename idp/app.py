@@ -44,9 +44,9 @@ from idp.login_sessions import FLOW_COOKIE_NAME, apply_session_cookie, cookie_na
 from idp.logs import configure_logging, init_request_logging
 from idp.metrics import init_metrics
 from idp.oauth.server import create_authorization_server
-from idp.session_keys import session_info
 from idp.security import init_security
 from idp.services import Services, close_db
+from idp.session_keys import session_info
 from keys.encryption import KeyEncryptor
 from keys.keyring import Keyring
 

@@ -107,10 +107,16 @@ class SecretConverter(BaseConverter):
     """``<secret:token>``: a path part that is a one-time secret; access logs show ``[redacted]``."""
 
 
+# A path segment of 20 or more URL-safe characters: every link secret we issue is one (or ends one).
+_SECRET_LIKE = re.compile(r"[A-Za-z0-9_-]{20,}")
+
+
 def logged_path() -> str:
     """The request's path with each ``<secret:…>`` variable of its route redacted."""
     matched = _route()
-    if matched is None or "<secret:" not in matched[0].rule:
+    if matched is None:  # no route (a stray slash, another case): redact what looks like a secret
+        return _SECRET_LIKE.sub(REDACTED, request.path)
+    if "<secret:" not in matched[0].rule:
         return request.path
     rule, values = matched
     return _VARIABLE.sub(lambda part: REDACTED if part["converter"] == "secret" else str(values[part["name"]]),

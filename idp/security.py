@@ -44,6 +44,9 @@ def rotate_csrf_token() -> None:
 
 
 def check_csrf() -> None:
+    # A POST no route takes is answered 404 or 405 (with Allow) by routing, changing nothing.
+    if request.routing_exception is not None:
+        return
     if request.method != "POST" or request.endpoint in CSRF_EXEMPT_ENDPOINTS | HEADER_CSRF_ENDPOINTS:
         return
     check_form_csrf()

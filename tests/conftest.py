@@ -24,9 +24,9 @@ from idp.db import make_engine
 from idp.migrate import upgrade
 from idp.models import Account, Agency
 from idp.outbound import DestinationPolicy
-from idp.session_keys import session_info
 from idp.registry import ClientMetadata, create_agency, create_client
 from idp.services import Services
+from idp.session_keys import session_info
 from tests.idp import flows
 
 CITIZEN_PASSWORD = "correct horse battery staple"

@@ -21,8 +21,8 @@ from werkzeug.test import TestResponse
 from idp.app import create_app
 from idp.config import Settings
 from idp.db import Base, make_sessionmaker
-from idp.session_keys import session_info
 from idp.services import Services
+from idp.session_keys import session_info
 from tests.idp import flows
 from tests.private_schema import private_schema
 

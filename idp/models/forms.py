@@ -16,6 +16,7 @@ class FormSubmission(Base):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the form token
     path: Mapped[str] = mapped_column(String(2000))  # where the form was posted
-    outcome: Mapped[str] = mapped_column(String(2000))  # the local path the submission led to
+    # The local path it led to; None while it runs, and when it ended without one (back to the form).
+    outcome: Mapped[str | None] = mapped_column(String(2000))
     flow: Mapped[dict[str, object] | None] = mapped_column(JSON)  # flow-cookie values it set (ids only)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)

@@ -31,7 +31,7 @@ def upgrade() -> None:
         'form_submissions',
         sa.Column('token_hash', sa.String(length=64), nullable=False),
         sa.Column('path', sa.String(length=2000), nullable=False),
-        sa.Column('outcome', sa.String(length=2000), nullable=False),
+        sa.Column('outcome', sa.String(length=2000), nullable=True),
         sa.Column('flow', sa.JSON(), nullable=True),
         sa.Column('created_at', idp.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_form_submissions')),

@@ -90,6 +90,22 @@ def test_every_405_names_the_allowed_methods(app: Flask, client: FlaskClient, ac
     assert checked > 30
 
 
+def test_a_post_to_a_route_that_takes_none_is_405_not_a_csrf_refusal(app: Flask, client: FlaskClient) -> None:
+    """Routing answers before the CSRF check: a POST that no route takes changes nothing."""
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        path = re.sub(r"<int:\w+>", "1", re.sub(r"<(?:string:|path:|secret:)?\w+>", "x", rule.rule))
+        if "POST" in (rule.methods or ()) or any(
+                "POST" in (other.methods or ()) for other in app.url_map.iter_rules() if other.rule == rule.rule):
+            continue
+        response = client.post(path)
+        if response.status_code == 404:  # a converter refused "x" before the method was looked at
+            continue
+        checked += 1
+        assert response.status_code == 405 and "GET" in response.headers.get("Allow", ""), path
+    assert checked > 10
+
+
 def test_every_cookie_of_a_whole_flow_is_httponly_and_samesite(client: FlaskClient, rp: RegisteredClient,
                                                                citizen: Account) -> None:
     query = flows.authorize_params(rp, flows.pkce())

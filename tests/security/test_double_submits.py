@@ -28,12 +28,13 @@ from idp.accounts import create_account
 from idp.app import build_services, create_app
 from idp.config import Settings
 from idp.db import Base
-from idp.models import Account, OutboxMessage
+from idp.forms import FIELD
+from idp.models import Account, FormSubmission, OutboxMessage
 from idp.registry import create_agency
 from idp.services import Services
 from tests.conftest import CITIZEN_PASSWORD, make_client
 from tests.idp import flows
-from tests.idp.delegation_flows import delegate, person
+from tests.idp.delegation_flows import delegate, emailed_link, person
 
 ROOT = Path(__file__).resolve().parents[2]
 FORM = re.compile(r"<form\b([^>]*)>(.*?)</form>", re.S)
@@ -258,3 +259,32 @@ def test_the_same_consent_posted_twice_at_once_is_recorded_once(committing_app: 
     with _services(committing_app).sessions() as session:
         assert session.scalar(select(func.count()).select_from(LedgerEntry)
                               .where(LedgerEntry.type == "consent.granted")) == 1
+
+
+def test_a_replayed_outcome_that_sets_sign_in_state_needs_the_csrf_check(
+        client: FlaskClient, app: Flask, citizen: Account) -> None:
+    """Login CSRF through the replay: an attacker starts a recovery of their own account, keeps that
+    page's form token, and has another site post it from the victim's browser (no cookies, no CSRF
+    token). The first outcome sets the recovery challenge in the flow cookie: it must not be planted."""
+    target, hidden = form_on(client, "/recover")
+    assert client.post(target, data=hidden | {"email": citizen.email}).status_code == 302
+    victim = app.test_client()
+    planted = victim.post(target, data={FIELD: hidden[FIELD]})
+    assert planted.status_code == 400  # the CSRF check, not the first submission's outcome
+    assert "Set-Cookie" not in planted.headers
+
+
+def test_no_link_secret_is_kept_with_a_submission(
+        client: FlaskClient, db_session: Session, ledger: Any) -> None:
+    """A form on a page whose URL carries a link's secret (an invitation) is claimed under the path
+    as logged, and a submission that ends without an outcome stores none (red-team finding B)."""
+    mary = person(db_session, "Mary")
+    flows.sign_in(client, mary.email, CITIZEN_PASSWORD)
+    target, hidden = form_on(client, "/account/delegates/invite")
+    carol = f"carol-{secrets.token_hex(3)}@example.com"
+    assert client.post(target, data=hidden | INVITE | {"email": carol}).status_code == 302
+    secret = emailed_link(db_session, carol, re.compile(r"/delegation/invitation/([A-Za-z0-9_-]+)"))
+    _, fresh = form_on(client, "/account/delegates/invite")  # a token of a page Mary has open
+    client.post(f"/delegation/invitation/{secret}", data=fresh | {"decision": "decline"})  # not hers: 403
+    kept = " ".join(f"{row.path} {row.outcome}" for row in db_session.scalars(select(FormSubmission)))
+    assert kept and secret not in kept
