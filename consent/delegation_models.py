@@ -108,7 +108,8 @@ class Delegation(Base):
         return self.status == "active" and self.starts_at <= now and (self.ends_at is None or now < self.ends_at)
 
     def summary(self) -> dict[str, Any]:
-        """The ``delegation`` claim (delegation.md "What agencies receive"); for a ``parent`` delegation
+        """The ``delegation`` claim (delegation.md "What agencies receive"; the caller puts the agency's
+        pairwise reference in place of ``id``); for a ``parent`` delegation
         the young person agreed to continue, ``young_person_agreement`` says how that agreement was
         given (docs/delegation.md "A young person's agreement")."""
         claim: dict[str, Any] = {"id": self.id, "type": self.type, "mode": self.mode}

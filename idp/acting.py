@@ -80,7 +80,10 @@ def acting_claims(session: Session, client: Client, delegation_id: str | None) -
     act: dict[str, Any] | None = None
     for actor_id in reversed(actors_of(session, delegation)):
         act = {"sub": client.subject_for(actor_id), **({"act": act} if act else {})}
-    return {"act": act, "delegation": delegation.summary()}
+    # The id is pairwise per agency, as in the ledger: one delegation id at two agencies would let
+    # them join the citizen and the helper across their pairwise subjects.
+    reference = delegation_reference(session, delegation.principal_id, delegation.id, client.agency_id)
+    return {"act": act, "delegation": delegation.summary() | {"id": reference}}
 
 
 def record_acting(session: Session, ledger: Ledger, client: Client, grant: ActingGrant) -> None:

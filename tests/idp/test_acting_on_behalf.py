@@ -14,6 +14,7 @@ from consent.consents import record_decision
 from consent.delegations import Terms
 from consent.ledger import Ledger
 from consent.models import LedgerEntry
+from consent.pseudonyms import delegation_reference
 from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects
 from idp.models import Account, Agency, OutboxMessage, TokenFamily
@@ -43,7 +44,8 @@ def test_choosing_a_principal_issues_tokens_for_them_naming_the_carer(
     body = acting_tokens(client, bcl_rp, delegation.id, scope="openid profile email offline_access")
     model = bcl_rp.model
     expected = {"act": {"sub": model.subject_for(carol.id)},
-                "delegation": {"id": delegation.id, "type": "carer", "mode": "act"}}
+                "delegation": {"id": delegation_reference(db_session, mary.id, delegation.id, model.agency_id),
+                               "type": "carer", "mode": "act"}}
     id_token, access = claims(body["id_token"]), claims(body["access_token"])
     for token in (id_token, access):
         assert token["sub"] == model.subject_for(mary.id)

@@ -17,6 +17,7 @@ from consent import delegations as lifecycle
 from consent.delegation_models import Delegation
 from consent.delegations import Terms
 from consent.ledger import Ledger
+from consent.pseudonyms import delegation_reference
 from idp.delegation_effects import ServiceEffects
 from idp.models import Account, Agency, OutboxMessage, TokenFamily
 from idp.outbox import open_body
@@ -90,7 +91,9 @@ def test_carer_passes_on_a_narrower_delegation_and_the_helper_acts_with_the_act_
     token = claims(acting_tokens(helper, rp, onward.id, scope="openid profile email")["id_token"])
     assert token["sub"] == rp.model.subject_for(mary.id)
     assert token["act"] == {"sub": rp.model.subject_for(dave.id), "act": {"sub": rp.model.subject_for(carol.id)}}
-    assert token["delegation"]["id"] == onward.id and "email" not in token  # only what Carol passed on
+    assert token["delegation"]["id"] == delegation_reference(db_session, onward.principal_id, onward.id,
+                                                             rp.model.agency_id)  # pairwise, like the ledger's
+    assert "email" not in token  # only what Carol passed on
 
     # One hop: Dave cannot pass it on again.
     assert helper.get(f"/account/acting-for/{onward.id}/pass-on").status_code == 403

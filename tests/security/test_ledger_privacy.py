@@ -28,7 +28,7 @@ from idp.models.clients import AUDIT_SCOPE
 from idp.registry import grant_privileged_scope
 from tests.conftest import CITIZEN_PASSWORD, make_client
 from tests.idp import flows
-from tests.idp.delegation_flows import acting_tokens, delegate, person
+from tests.idp.delegation_flows import acting_tokens, claims, delegate, person
 from tests.idp.flows import RegisteredClient
 
 AUDITED_SCOPE = "openid email"
@@ -142,8 +142,11 @@ def test_acting_for_someone_at_two_agencies_leaves_no_shared_name(
                         ledger=ledger, client_id=service.client_id)
     db_session.commit()
     flows.sign_in(client, carol.email, CITIZEN_PASSWORD)
-    for service in services:
-        acting_tokens(client, service, delegation.id, scope=AUDITED_SCOPE)
+    seen = [claims(acting_tokens(client, service, delegation.id, scope=AUDITED_SCOPE)["id_token"])
+            for service in services]
+    # Nor do the tokens: subjects and the delegation's id differ by agency (red-team finding D).
+    assert seen[0]["delegation"]["id"] != seen[1]["delegation"]["id"]
+    assert delegation.id not in {token["delegation"]["id"] for token in seen}
     entries = _whole_ledger(client, _auditor(db_session, agency), ledger, db_session)
     assert sum(e["type"] == "acted_on_behalf" for e in entries) >= 2
     names_a, names_b = _names(entries, agency), _names(entries, other_agency)
