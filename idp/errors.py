@@ -134,7 +134,9 @@ def handle_missing_key(error: NoSigningKeyError) -> Response:
         response.status_code = 503
         response.headers["Retry-After"] = "30"
         return response
-    return _page("Sorry, the service is unavailable", message, 503)
+    page = _page("Sorry, the service is unavailable", message, 503)
+    page.headers["Retry-After"] = "30"  # RFC 9110 §10.2.3: for pages too
+    return page
 
 
 def handle_bad_data(error: DataError) -> Response:

@@ -36,7 +36,7 @@ def test_the_consent_step_without_a_ledger_key_is_a_503_page(
     response = flows.follow_to_client(client, client.get("/authorize", query_string=flows.authorize_params(
         rp, flows.pkce())))
     assert response.status_code == 503
-    assert response.mimetype == "text/html"
+    assert response.mimetype == "text/html" and response.headers["Retry-After"] == "30"
     assert "the service is unavailable" in response.get_data(as_text=True)
 
 
