@@ -100,28 +100,28 @@ def _keep_headers(error: HTTPException, response: Response) -> Response:
     return response
 
 
-def handle_database_unavailable(error: DBAPIError) -> Response:
-    log.error("database unavailable: %s: %s", type(error.orig).__name__, str(error.orig)[:200])
-    message = "The service is temporarily unavailable. Please try again in a few minutes."
+def _unavailable(title: str, message: str, retry_after: int) -> Response:
+    """A 503, as JSON for protocol requests or as a page, saying when to retry (RFC 9110 §10.2.3)."""
     if wants_json():
         response = jsonify(error="temporarily_unavailable", error_description=message)
         response.status_code = 503
-        response.headers["Retry-After"] = "5"
-        return response
-    return _page("Sorry, the service is unavailable", message, 503)
+    else:
+        response = _page(title, message, 503)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def handle_database_unavailable(error: DBAPIError) -> Response:
+    log.error("database unavailable: %s: %s", type(error.orig).__name__, str(error.orig)[:200])
+    message = "The service is temporarily unavailable. Please try again in a few minutes."
+    return _unavailable("Sorry, the service is unavailable", message, 5)
 
 
 def handle_outbound_busy(error: OutboundBusy) -> Response:
     """idp/outbound.py: every outbound slot is taken; answer at once rather than wait for one."""
     log.warning("outbound request refused: %s", error)
     message = f"The service cannot make an outbound request just now: {error}. Please try again shortly."
-    if wants_json():
-        response = jsonify(error="temporarily_unavailable", error_description=message)
-        response.status_code = 503
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        response.headers["Cache-Control"] = "no-store"
-        return response
-    return _page("Sorry, the service is busy", message, 503)
+    return _unavailable("Sorry, the service is busy", message, RETRY_AFTER_SECONDS)
 
 
 def handle_missing_key(error: NoSigningKeyError) -> Response:
@@ -129,14 +129,7 @@ def handle_missing_key(error: NoSigningKeyError) -> Response:
     so, for every path that signs, never a 500."""
     log.error("signing keys unavailable: %s (run `idp db upgrade`, which creates them)", error)
     message = "The service cannot sign in or record consent at the moment. Please try again later."
-    if wants_json():
-        response = jsonify(error="temporarily_unavailable", error_description=message)
-        response.status_code = 503
-        response.headers["Retry-After"] = "30"
-        return response
-    page = _page("Sorry, the service is unavailable", message, 503)
-    page.headers["Retry-After"] = "30"  # RFC 9110 §10.2.3: for pages too
-    return page
+    return _unavailable("Sorry, the service is unavailable", message, 30)
 
 
 def handle_bad_data(error: DataError) -> Response:
