@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 
 from consent.acting import may_act_for
 from idp.acting import grant_for
-from idp.migrate import upgrade
 from idp.models import Client
+from store.migrate import upgrade
 
 TARGET_MS = 5.0
 NOW = dt.datetime.now(dt.UTC)

@@ -37,7 +37,7 @@ from consent.verify import leaf_hash
 from idp.app import build_services
 from idp.config import Settings
 from idp.consent_ledger import ledger_for
-from idp.migrate import upgrade
+from store.migrate import upgrade
 
 LEDGER_TABLES = "ledger_receipts, ledger_subjects, ledger_nodes, ledger_checkpoints, ledger_entries"
 CHECKPOINT_EVERY = 100_000

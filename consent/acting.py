@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from consent.delegation_models import UPSTREAM, Delegation
 from consent.errors import NotAllowedToAct
-from idp.db import utcnow
+from store.db import utcnow
 
 # A ``view`` delegate may only receive claims (delegation.md): no service scopes, no refresh tokens.
 VIEW_SCOPES = frozenset({"openid", "profile", "email", "phone", "address"})

@@ -26,7 +26,7 @@ from consent.events import EventType, format_time
 from consent.ledger import Ledger
 from consent.models import Consent
 from consent.pseudonyms import pseudonym_for
-from idp.db import run, utcnow
+from store.db import run, utcnow
 
 SCOPES_WITHOUT_CONSENT = frozenset({"openid"})
 DEFAULT_CONSENT_DAYS = 365

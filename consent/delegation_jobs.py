@@ -14,7 +14,7 @@ from consent.delegation_models import Delegation
 from consent.delegations import DelegationEffects, transition
 from consent.errors import DelegationStateError
 from consent.ledger import Ledger
-from idp.db import utcnow
+from store.db import utcnow
 
 _accounts = table("accounts", column("id", String), column("birthdate", Date))
 

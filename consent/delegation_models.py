@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, false, true
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
-from idp.db import Base, utcnow
+from store.db import Base, utcnow
 
 TYPES = ("carer", "family", "parent", "attorney")
 MODES = ("view", "act")

@@ -29,6 +29,7 @@ from typing import Protocol, TypedDict
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
+from consent.contact_details import InvalidEmailAddress, email_address
 from consent.delegation_models import MODES, UPSTREAM, Delegation, DelegationChange
 from consent.errors import (
     DelegationInvalid,
@@ -40,9 +41,8 @@ from consent.errors import (
 from consent.events import EventType, format_time
 from consent.ledger import Ledger
 from consent.pseudonyms import pseudonym_for
-from idp.contact_details import InvalidEmailAddress, email_address
-from idp.db import utcnow
 from keys.digests import secret_digest
+from store.db import utcnow
 
 INVITATION_DAYS = 7
 REQUEST_DAYS = 14

@@ -25,7 +25,7 @@ from consent.events import EventType, build_entry, canonical, people_in
 from consent.models import LedgerCheckpoint, LedgerEntry, LedgerReceipt, LedgerSubject
 from consent.pseudonyms import record_pseudonyms
 from consent.verify import RECEIPT_TYP, VerifierKey, leaf_hash
-from idp.db import utcnow
+from store.db import utcnow
 
 MAX_RANGE = 1000  # entries per page of the auditors' range API
 

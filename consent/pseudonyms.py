@@ -27,7 +27,7 @@ from sqlalchemy import LargeBinary, String, bindparam, column, select, table, up
 from sqlalchemy.orm import Session
 
 from consent.errors import LedgerError
-from idp.db import run
+from store.db import run
 
 SECRET_BYTES = 32
 PSEUDONYM_BYTES = 16  # 128 bits: 22 base64url characters (ledger_subjects.pseudonym holds 32)

@@ -14,7 +14,7 @@ from consent import merkle
 from consent.errors import LedgerCorrupt, ProofRequestInvalid
 from consent.merkle import Node
 from consent.models import LedgerEntry, LedgerHead, LedgerNode, LedgerReceipt, LedgerSubject
-from idp.db import run
+from store.db import run
 
 HEAD_ID = 1
 
@@ -36,7 +36,7 @@ def lock_head(session: Session) -> Head:
 
     PostgreSQL: ``SELECT … FOR UPDATE`` waits for the previous appender to commit and then reads
     its size, so two writers never take the same sequence number. SQLite: every transaction
-    already holds the database write lock (``BEGIN IMMEDIATE``, see ``idp.db``).
+    already holds the database write lock (``BEGIN IMMEDIATE``, see ``store.db``).
     """
     return _read_head(session, for_update=True)
 

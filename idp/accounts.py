@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idp.contact_details import InvalidEmailAddress, email_address, name_problem
+from consent.contact_details import InvalidEmailAddress, email_address, name_problem
 from idp.models import Account
 from idp.password_policy import password_problem
 from idp.passwords import hash_password

@@ -22,9 +22,9 @@ from consent.events import EventType
 from consent.ledger import Ledger
 from consent.models import Consent
 from consent.pseudonyms import delegation_reference, pseudonym_for
-from idp.db import utcnow
 from idp.dependents import is_dependent
 from idp.models import Account, Client, LoginSession, TokenFamily
+from store.db import utcnow
 
 
 def principal_allows(session: Session, client: Client) -> Any:

@@ -35,7 +35,6 @@ from idp.blueprints import services as connected_services
 from idp.blueprints.discovery import provider_metadata
 from idp.blueprints.logout import EndSessionEndpoint
 from idp.config import Settings
-from idp.db import make_engine, make_reading_sessionmaker, make_sessionmaker
 from idp.errors import register_error_handlers
 from idp.fastpath import DocumentFastPath
 from idp.forms import init_forms
@@ -49,6 +48,7 @@ from idp.services import Services, close_db
 from idp.session_keys import session_info
 from keys.encryption import KeyEncryptor
 from keys.keyring import Keyring
+from store.db import make_engine, make_reading_sessionmaker, make_sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_REQUEST_BYTES = 64 * 1024

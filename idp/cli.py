@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from idp import migrate
 from idp.cli_delegation import delegation as delegation_commands
 from idp.config import ConfigError, Settings
+from store import migrate
 
 
 def _settings() -> Settings:

@@ -35,7 +35,7 @@ def _context() -> Iterator[tuple[Session, Any, Any]]:
 
 
 def _account_id(session: Session, email: str) -> str:
-    from idp.contact_details import email_problem
+    from consent.contact_details import email_problem
     from idp.models import Account
 
     if problem := email_problem(email):

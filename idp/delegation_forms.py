@@ -8,10 +8,10 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from consent.delegations import Terms
-from idp.db import utcnow
 from idp.models import Agency, Client
 from idp.oauth.claims import SCOPE_DESCRIPTIONS
 from idp.services import db
+from store.db import utcnow
 
 RELATIONSHIPS = {"carer": "Carer", "family": "Family member"}
 MODES = {"act": "Use services for you", "view": "Only see your details"}

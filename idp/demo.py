@@ -27,7 +27,6 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from consent.delegation_models import Delegation
 from consent.delegations import Terms, accept_invitation, invite_delegate
 from consent.ledger import Ledger
-from idp import migrate
 from idp.accounts import create_account
 from idp.config import Settings
 from idp.consent_ledger import ledger_for
@@ -35,6 +34,7 @@ from idp.dependents import create_dependent
 from idp.models import Account, Agency, Client
 from idp.outbound import DestinationPolicy
 from idp.registry import ClientMetadata, apply_metadata, create_agency, create_client, validate
+from store import migrate
 
 SERVICE_HOST = "127.0.0.1"
 DEFAULT_SERVICE_PORTS = (5001, 5002)

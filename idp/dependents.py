@@ -28,15 +28,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from consent import delegations as lifecycle
+from consent.contact_details import InvalidEmailAddress, email_address, name_problem
 from consent.delegation_models import Delegation
 from consent.delegations import Terms
 from consent.errors import DelegationInvalid
 from consent.ledger import Ledger
-from idp.contact_details import InvalidEmailAddress, email_address, name_problem
-from idp.db import utcnow
 from idp.models import Account, EmailChallenge, LoginSession
 from idp.outbox import undeliverable
 from keys.digests import secret_digest
+from store.db import utcnow
 
 DEPENDENT_DOMAIN = "dependent.invalid"  # RFC 2606: never delivers, so never a way in
 # UK GDPR Art. 8 and the Data Protection Act 2018 s.9: from 13 a child can consent to online services.

@@ -14,10 +14,10 @@ import secrets
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from idp.db import utcnow
 from idp.models import EmailChallenge
 from keys.digests import keyed_digest
 from keys.encryption import derive_key
+from store.db import utcnow
 
 LIFETIME = dt.timedelta(minutes=10)
 MAX_ATTEMPTS = 5

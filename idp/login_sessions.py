@@ -18,11 +18,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from idp.backchannel import queue_session_logout
-from idp.db import run, utcnow
 from idp.models import Account, AuthorizationCode, LoginSession, SessionParticipant, TokenFamily
 from idp.security import rotate_csrf_token
 from idp.services import db, services
 from keys.digests import secret_digest
+from store.db import run, utcnow
 
 COOKIE_NAME = "idp_session"  # the browser sees session_cookie_name()
 FLOW_COOKIE_NAME = "idp_flow"  # Flask's signed session: pending requests and the CSRF token

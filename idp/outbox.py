@@ -29,10 +29,10 @@ from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from idp.db import utcnow
 from idp.models import OutboxMessage
 from keys.encryption import KeyEncryptor, for_purpose
 from keys.errors import KeyDecryptionError
+from store.db import utcnow
 
 log = logging.getLogger(__name__)
 

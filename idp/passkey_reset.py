@@ -13,10 +13,10 @@ import datetime as dt
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from idp.db import utcnow
 from idp.mail import SERVICE
 from idp.models import Account, Passkey
 from idp.outbox import queue_email
+from store.db import utcnow
 
 WAIT = dt.timedelta(days=7)
 

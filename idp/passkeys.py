@@ -50,8 +50,8 @@ from webauthn.helpers.structs import (
 
 from idp import json_input
 from idp.assurance import passkey_amr
-from idp.db import utcnow
 from idp.models import Account, Passkey, WebAuthnChallenge
+from store.db import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ def db() -> Session:
 
 
 def reading_db() -> Session:
-    """The request's session for reading only (``idp.db.make_reading_sessionmaker``): no
+    """The request's session for reading only (``store.db.make_reading_sessionmaker``): no
     transaction around its statements (on SQLite, no write lock). For requests that write nothing."""
     if "reading_db" not in g:
         g.reading_db = (services().reading_sessions or services().sessions)()

@@ -30,8 +30,8 @@ from typing import Any, Protocol
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from idp.db import run, utcnow
 from idp.models import ThrottleCounter
+from store.db import run, utcnow
 
 
 @dataclasses.dataclass(frozen=True)

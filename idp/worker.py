@@ -11,12 +11,12 @@ from collections.abc import Callable
 from sqlalchemy import delete
 
 from idp.backchannel import BackchannelSender
-from idp.db import utcnow
 from idp.forms import prune as prune_form_submissions
 from idp.mail import SmtpSender
 from idp.models import ClientAssertionJti, WebAuthnChallenge
 from idp.outbox import DeliveryReport, Sender, deliver_due, prune
 from idp.services import Services
+from store.db import utcnow
 
 log = logging.getLogger(__name__)
 

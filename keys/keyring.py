@@ -31,7 +31,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from idp.db import utcnow
 from keys import cache, tokens
 from keys.encryption import KeyEncryptor
 from keys.errors import KeyringError, NoSigningKeyError
@@ -45,6 +44,7 @@ from keys.jwk import (
     thumbprint,
 )
 from keys.models import ALGS, PUBLISHED_STATES, SigningKey
+from store.db import utcnow
 
 __all__ = ["KeyInfo", "Keyring", "SigningMaterial", "generate_key", "thumbprint"]
 

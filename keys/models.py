@@ -13,7 +13,7 @@ from typing import Any, Final, Literal
 from sqlalchemy import JSON, CheckConstraint, Index, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.db import Base, utcnow
+from store.db import Base, utcnow
 
 Alg = Literal["ES256", "RS256", "PS256", "EdDSA"]
 Purpose = Literal["token", "ledger"]

@@ -8,7 +8,7 @@ import consent.delegation_models  # noqa: F401  (register tables)
 import consent.models  # noqa: F401
 import idp.models  # noqa: F401
 import keys.models  # noqa: F401
-from idp.db import Base, make_engine
+from store.db import Base, make_engine
 
 config = context.config
 target_metadata = Base.metadata

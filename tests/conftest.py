@@ -20,13 +20,13 @@ from idp.accounts import create_account
 from idp.app import build_services, create_app
 from idp.config import Settings
 from idp.consent_ledger import ledger_for
-from idp.db import make_engine
-from idp.migrate import upgrade
 from idp.models import Account, Agency
 from idp.outbound import DestinationPolicy
 from idp.registry import ClientMetadata, create_agency, create_client
 from idp.services import Services
 from idp.session_keys import session_info
+from store.db import make_engine
+from store.migrate import upgrade
 from tests.idp import flows
 
 CITIZEN_PASSWORD = "correct horse battery staple"

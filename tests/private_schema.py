@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, Table, text
 
-from idp.db import Base, make_engine
+from store.db import Base, make_engine
 
 
 @contextmanager

@@ -21,10 +21,10 @@ from sqlalchemy import func, select
 
 from idp.app import create_app
 from idp.config import Settings
-from idp.db import make_engine
 from idp.demo import CITIZENS, build_service, run_demo, seeded_services, state_path
 from idp.models import Account, Agency, Client
 from keys.models import SigningKey
+from store.db import make_engine
 
 ADA = CITIZENS[0]
 

@@ -7,8 +7,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from idp.db import Base
-from idp.migrate import alembic_config
+from store.db import Base
+from store.migrate import alembic_config
 
 
 def test_models_and_migrations_agree(engine: Engine) -> None:

@@ -20,9 +20,9 @@ from werkzeug.test import TestResponse
 
 from idp.app import create_app
 from idp.config import Settings
-from idp.db import Base, make_sessionmaker
 from idp.services import Services
 from idp.session_keys import session_info
+from store.db import Base, make_sessionmaker
 from tests.idp import flows
 from tests.private_schema import private_schema
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask, Response
 from sqlalchemy import bindparam, text
 
-from idp.db import make_engine
+from store.db import make_engine
 
 DATABASE_URL = os.environ.get("BENCH_FLOOR_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/bench_http")
 STATEMENTS_IN_A_TOKEN_GRANT = 12

@@ -25,11 +25,11 @@ from idp.accounts import create_account
 from idp.app import build_services
 from idp.config import Settings
 from idp.consent_ledger import ledger_for
-from idp.db import utcnow
 from idp.models import AuthorizationCode, LoginSession, RefreshToken, TokenFamily
 from idp.oauth.tokens import encode_access_token, record_tokens, start_family, token_hash
 from idp.registry import ClientMetadata, create_agency, create_client
 from idp.services import Services
+from store.db import utcnow
 
 SCOPE = "openid profile email offline_access"
 REDIRECT_URI = "https://rp.bench.test/cb"

@@ -33,8 +33,8 @@ from sqlalchemy import make_url, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.http.prepare import Fixture, prepare_fixture  # noqa: E402
-from idp.db import make_engine  # noqa: E402
-from idp.migrate import upgrade  # noqa: E402
+from store.db import make_engine  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
 from tests.production.nodes import Node, free_port, process_environment, production_environment  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

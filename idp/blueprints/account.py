@@ -10,10 +10,9 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 
+from consent.contact_details import name_problem
 from consent.erasure import erase_from_ledger
 from idp.consent_ledger import ledger
-from idp.contact_details import name_problem
-from idp.db import utcnow
 from idp.forms import completed, remember_outcome
 from idp.login_sessions import current_session, end_current_session, end_session, live_sessions, start_session
 from idp.mail import send_account_deleted, send_credential_changed
@@ -22,6 +21,7 @@ from idp.oauth.tokens import revoke_families_of
 from idp.password_policy import password_problem
 from idp.passwords import hash_password, verify_password
 from idp.services import db
+from store.db import utcnow
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 MAX_NAME = 200

@@ -23,12 +23,11 @@ from werkzeug.wrappers import Response as BaseResponse  # what flask.redirect is
 
 from consent.acting import ActingGrant
 from consent.consents import find_consent, undecided_scopes
+from consent.contact_details import email_problem
 from idp import interactions
 from idp.acting import parent_decides, scopes_to_ask_for
 from idp.assurance import AcrRequest, requested_acr, satisfies
 from idp.blueprints import acting
-from idp.contact_details import email_problem
-from idp.db import utcnow
 from idp.errors import PageError
 from idp.interactions import Interaction
 from idp.login_sessions import current_session
@@ -38,6 +37,7 @@ from idp.oauth.server import query_client
 from idp.passkeys import has_passkeys
 from idp.services import db, services
 from keys.errors import TokenVerificationError
+from store.db import utcnow
 
 bp = Blueprint("authorize", __name__)
 

@@ -17,7 +17,6 @@ from idp import interactions
 from idp.acting import grant_for, parent_decides, scopes_to_ask_for
 from idp.blueprints.authorize import build_oauth_request, error_redirect, load_client, requested_scope
 from idp.consent_ledger import ledger
-from idp.db import utcnow
 from idp.errors import PageError
 from idp.forms import remember_outcome
 from idp.interactions import Interaction
@@ -25,6 +24,7 @@ from idp.login_sessions import current_session
 from idp.models import Account, Client, LoginSession
 from idp.oauth.claims import SCOPE_CLAIM_NAMES, SCOPE_CLAIMS, SCOPE_DESCRIPTIONS, released_claims
 from idp.services import db
+from store.db import utcnow
 
 bp = Blueprint("consent", __name__)
 

@@ -17,14 +17,13 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from consent import delegations as lifecycle
+from consent.contact_details import email_problem, name_problem
 from consent.delegation_models import Delegation
 from consent.errors import DelegationError, DelegationInvalid, DelegationNotFound
 from consent.pseudonyms import pseudonym_from, record_pseudonyms, reference_from
 from idp.attempts import guess_succeeded, reserve_email, reserve_guess
 from idp.blueprints.account import signed_in
 from idp.consent_ledger import ledger
-from idp.contact_details import email_problem, name_problem
-from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects, send_invitation, send_request
 from idp.delegation_forms import MODES, ONWARD, RELATIONSHIPS, agencies, delegable_scopes, end_date, terms_from
 from idp.dependents import agreement_assurance, agreement_opens, create_dependent, handed_over_at, own_account_problem
@@ -34,6 +33,7 @@ from idp.login_sessions import current_session
 from idp.models import Account, Agency
 from idp.oauth.claims import SCOPE_DESCRIPTIONS
 from idp.services import db, services
+from store.db import utcnow
 
 bp = Blueprint("delegation", __name__)
 PENDING_INVITATION = "delegation_invitation"  # the link opened before signing in (flow cookie)

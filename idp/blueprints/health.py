@@ -19,8 +19,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from idp.migrate import alembic_config
 from idp.services import db, services
+from store.migrate import alembic_config
 
 bp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from flask import Blueprint, Response, redirect, render_template, request, sessi
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from consent.contact_details import email_problem
 from idp.attempts import guess_succeeded, reserve_email, reserve_guess
-from idp.contact_details import email_problem
 from idp.email_codes import WRONG_CODE, CodeCheck, check_code, issue_code
 from idp.errors import PageError
 from idp.forms import completed, remember_outcome

@@ -17,13 +17,13 @@ from consent.consents import consents_of, withdraw_consent
 from consent.errors import ConsentNotActive
 from consent.ledger import StoredEntry
 from idp.consent_ledger import agency_tokens, ledger
-from idp.db import utcnow
 from idp.errors import PageError
 from idp.forms import completed
 from idp.login_sessions import current_session
 from idp.models import Account, Agency, Client, TokenFamily
 from idp.oauth.claims import SCOPE_DESCRIPTIONS
 from idp.services import db
+from store.db import utcnow
 
 bp = Blueprint("services", __name__, url_prefix="/account")
 

@@ -6,10 +6,9 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from consent.contact_details import email_problem
 from idp import interactions
 from idp.attempts import reserve_sign_in, sign_in_succeeded
-from idp.contact_details import email_problem
-from idp.db import utcnow
 from idp.errors import PageError
 from idp.forms import remember_outcome
 from idp.login_sessions import current_session, end_current_session, start_session
@@ -19,6 +18,7 @@ from idp.passkeys import has_passkeys
 from idp.passwords import hash_password, needs_rehash, verify_password
 from idp.services import db
 from idp.throttle import LOCK_AT, MAX_WAIT, TooManyAttempts, wait_words
+from store.db import utcnow
 
 bp = Blueprint("signin", __name__)
 

@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import CheckConstraint, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.db import Base, utcnow
+from store.db import Base, utcnow
 
 
 class EmailChallenge(Base):

@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, LargeBinary, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from idp.db import Base, utcnow
 from idp.redirect_uris import matches_loopback_any_port
 from keys.digests import secret_digest
+from store.db import Base, utcnow
 
 hash_secret = secret_digest  # re-exported: how client secrets are stored
 

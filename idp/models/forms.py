@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.db import Base, utcnow
+from store.db import Base, utcnow
 
 
 class FormSubmission(Base):

@@ -9,7 +9,7 @@ import uuid
 from sqlalchemy import CheckConstraint, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.db import Base, utcnow
+from store.db import Base, utcnow
 
 
 class OutboxMessage(Base):

@@ -7,8 +7,8 @@ import datetime as dt
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from idp.db import Base, utcnow
 from idp.models.accounts import Account
+from store.db import Base, utcnow
 
 
 class LoginSession(Base):

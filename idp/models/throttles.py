@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from idp.db import Base, utcnow
+from store.db import Base, utcnow
 
 
 class ThrottleCounter(Base):

@@ -13,10 +13,10 @@ from sqlalchemy import JSON, ForeignKey, Index, String, select
 from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 import consent.delegation_models  # noqa: F401  (delegations, which token families refer to)
-from idp.db import Base, utcnow
 from idp.models.accounts import Account
 from idp.models.clients import Client
 from idp.models.sessions import LoginSession
+from store.db import Base, utcnow
 
 
 class AuthorizationCode(Base):

@@ -35,12 +35,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from idp import json_input
-from idp.db import run, utcnow
 from idp.models import Client, ClientAssertionJti
 from idp.oauth.client_keys import ClientKeyCache, KeysUnavailable
 from idp.outbound import DestinationPolicy
 from idp.services import db, services
 from keys.jwk import b64url_decode
+from store.db import run, utcnow
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")  # RFC 7617 §2: not in a user-id or password
 CLIENT_KEYS = ClientKeyCache()  # process-wide, like the outbound slots it draws on

@@ -29,12 +29,12 @@ from sqlalchemy.orm import contains_eager
 from consent.consents import consented_scopes
 from consent.errors import ConsentMissing, NotAllowedToAct
 from idp.acting import acting_claims, current_grant, grant_for
-from idp.db import run, utcnow
 from idp.login_sessions import current_session
 from idp.models import Account, AuthorizationCode, Client, RefreshToken, TokenFamily
 from idp.oauth.claims import parse_claims_request, released_claims
 from idp.oauth.tokens import claim_refresh_token, revoke_family, token_hash
 from idp.services import db, services
+from store.db import run, utcnow
 
 AUTH_METHODS = ["private_key_jwt", "client_secret_basic", "client_secret_post", "none"]
 # Verifiers checked against one code, from any node, however many requests race: the budget of

@@ -17,7 +17,6 @@ from flask import request as flask_request
 
 from idp.acting import acting_claims
 from idp.consent_ledger import ledger, record_disclosure
-from idp.db import utcnow
 from idp.login_sessions import record_participant
 from idp.models import AccessToken, Client, RefreshToken
 from idp.oauth.client_auth import PrivateKeyJWT, authenticate_client_secret_basic
@@ -36,6 +35,7 @@ from idp.oauth.tokens import (
     token_hash,
 )
 from idp.services import db, services
+from store.db import utcnow
 
 
 class AuthorizationServer(FlaskAuthorizationServer):

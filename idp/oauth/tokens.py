@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session, object_session
 
 from consent.acting import still_in_force
 from idp.config import Settings
-from idp.db import run, utcnow
 from idp.models import AccessToken, Account, Agency, AuthorizationCode, Client, RefreshToken, TokenFamily
 from keys.digests import secret_digest
 from keys.errors import TokenVerificationError
 from keys.keyring import Keyring
+from store.db import run, utcnow
 
 token_hash = secret_digest  # re-exported: how tokens are looked up
 ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068 §2.1

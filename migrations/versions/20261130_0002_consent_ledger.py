@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import idp.db
+import store.db
 
 revision: str = '0002'
 down_revision: str | None = '0001'
@@ -25,7 +25,7 @@ def upgrade() -> None:
     sa.Column('tree_size', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('root_hash', sa.LargeBinary(length=32), nullable=False),
     sa.Column('note', sa.Text(), nullable=False),
-    sa.Column('created_at', idp.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('tree_size', name=op.f('pk_ledger_checkpoints'))
     )
     op.create_table('ledger_entries',
@@ -33,7 +33,7 @@ def upgrade() -> None:
     sa.Column('leaf', sa.Text(), nullable=False),
     sa.Column('leaf_hash', sa.LargeBinary(length=32), nullable=False),
     sa.Column('type', sa.String(length=40), nullable=False),
-    sa.Column('created_at', idp.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('seq >= 0', name=op.f('ck_ledger_entries_seq_not_negative')),
     sa.PrimaryKeyConstraint('seq', name=op.f('pk_ledger_entries'))
     )
@@ -42,7 +42,7 @@ def upgrade() -> None:
     sa.Column('size', sa.BigInteger(), nullable=False),
     sa.Column('frontier', sa.LargeBinary(), nullable=False),
     sa.Column('checkpoint_size', sa.BigInteger(), nullable=False),
-    sa.Column('checkpoint_at', idp.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('checkpoint_at', store.db.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint('id = 1', name=op.f('ck_ledger_head_single_row')),
     sa.CheckConstraint('size >= 0 AND checkpoint_size >= 0 AND checkpoint_size <= size',
                        name=op.f('ck_ledger_head_sizes')),
@@ -79,9 +79,9 @@ def upgrade() -> None:
         batch_op.create_check_constraint(op.f('ck_clients_consent_days_positive'), 'consent_days > 0')
 
     with op.batch_alter_table('consents', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('expired_at', idp.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('expired_at', store.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('purpose', sa.String(length=500), nullable=True))
-        batch_op.add_column(sa.Column('last_used_at', idp.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('last_used_at', store.db.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import idp.db
+import store.db
 
 revision: str = '0003'
 down_revision: str | None = '0001'
@@ -29,11 +29,11 @@ def upgrade() -> None:
     sa.Column('subject', sa.String(length=300), nullable=True),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('dedupe_key', sa.String(length=200), nullable=True),
-    sa.Column('created_at', idp.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', idp.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', idp.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('failed_at', idp.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', store.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', store.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('failed_at', store.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.String(length=500), nullable=True),
     sa.CheckConstraint("kind IN ('email', 'backchannel_logout')", name=op.f('ck_outbox_messages_kind')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_messages')),
@@ -46,8 +46,8 @@ def upgrade() -> None:
     op.create_table('throttle_counters',
     sa.Column('key', sa.String(length=120), nullable=False),
     sa.Column('failures', sa.Integer(), nullable=False),
-    sa.Column('window_started_at', idp.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('blocked_until', idp.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('window_started_at', store.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('blocked_until', store.db.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_throttle_counters'))
     )
     op.create_table('email_challenges',
@@ -57,10 +57,10 @@ def upgrade() -> None:
     sa.Column('account_id', sa.String(length=36), nullable=True),
     sa.Column('code_hash', sa.String(length=64), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('created_at', idp.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', idp.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('verified_at', idp.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('consumed_at', idp.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', store.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('verified_at', store.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('consumed_at', store.db.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("purpose IN ('signup', 'recovery')", name=op.f('ck_email_challenges_purpose')),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_email_challenges_account_id_accounts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_email_challenges'))
@@ -78,8 +78,8 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('user_verified', sa.Boolean(), nullable=False),
     sa.Column('backed_up', sa.Boolean(), nullable=False),
-    sa.Column('created_at', idp.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_used_at', idp.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', store.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_passkeys_account_id_accounts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('credential_id', name=op.f('pk_passkeys'))
     )
@@ -91,9 +91,9 @@ def upgrade() -> None:
     sa.Column('purpose', sa.String(length=12), nullable=False),
     sa.Column('challenge', sa.LargeBinary(length=64), nullable=False),
     sa.Column('account_id', sa.String(length=36), nullable=True),
-    sa.Column('created_at', idp.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', idp.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('used_at', idp.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', store.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', store.db.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("purpose IN ('register', 'authenticate')", name=op.f('ck_webauthn_challenges_purpose')),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_webauthn_challenges_account_id_accounts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_webauthn_challenges'))

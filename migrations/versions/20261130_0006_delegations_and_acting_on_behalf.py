@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import idp.db
+import store.db
 
 
 revision: str = '0006'
@@ -36,26 +36,26 @@ def upgrade() -> None:
     sa.Column('basis', sa.String(length=30), nullable=False),
     sa.Column('evidence_reference', sa.String(length=200), nullable=True),
     sa.Column('evidence_checked_by', sa.String(length=200), nullable=True),
-    sa.Column('evidence_checked_at', idp.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('evidence_checked_at', store.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('agencies', sa.JSON(), nullable=True),
     sa.Column('scopes', sa.String(length=2000), nullable=True),
     sa.Column('mode', sa.String(length=4), nullable=False),
     sa.Column('may_delegate_onward', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('parent_id', sa.String(length=36), nullable=True),
-    sa.Column('starts_at', idp.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('ends_at', idp.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('starts_at', store.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', store.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('status_reason', sa.String(length=30), nullable=False),
     sa.Column('status_note', sa.String(length=500), nullable=True),
-    sa.Column('status_changed_at', idp.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status_changed_at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status_changed_by', sa.String(length=250), nullable=False),
     sa.Column('notify', sa.Boolean(), server_default=sa.true(), nullable=False),
-    sa.Column('created_at', idp.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('created_by', sa.String(length=250), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=True),
-    sa.Column('pending_until', idp.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('last_used_at', idp.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('reminded_at', idp.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('pending_until', store.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_used_at', store.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reminded_at', store.db.UTCDateTime(timezone=True), nullable=True),
     sa.CheckConstraint("(type IN ('carer', 'family')) = (basis = 'consent')", name=op.f('ck_delegations_basis_fits_type')),
     sa.CheckConstraint("basis IN ('consent', 'parental_responsibility', 'power_of_attorney', 'deputyship')", name=op.f('ck_delegations_basis')),
     sa.CheckConstraint("mode IN ('view', 'act')", name=op.f('ck_delegations_mode')),
@@ -86,7 +86,7 @@ def upgrade() -> None:
     op.create_table('delegation_changes',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('delegation_id', sa.String(length=36), nullable=False),
-    sa.Column('at', idp.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', store.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('from_status', sa.String(length=10), nullable=True),
     sa.Column('to_status', sa.String(length=10), nullable=False),
     sa.Column('reason', sa.String(length=30), nullable=False),

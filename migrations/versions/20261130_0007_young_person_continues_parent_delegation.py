@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import idp.db
+import store.db
 
 revision: str = '0007'
 down_revision: str | None = '0006'
@@ -53,7 +53,7 @@ def _checks(reasons: Sequence[str], purposes: Sequence[str]) -> None:
 
 def upgrade() -> None:
     with op.batch_alter_table('delegations', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('continued_at', idp.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('continued_at', store.db.UTCDateTime(timezone=True), nullable=True))
     _checks(NEW_REASONS, ("signup", "recovery", "handover"))
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import idp.db
+import store.db
 
 revision: str = '0008'
 down_revision: str | None = '0007'
@@ -26,7 +26,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('passkeys_reset_at', idp.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('passkeys_reset_at', store.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.create_index(batch_op.f('ix_accounts_passkeys_reset_at'), ['passkeys_reset_at'], unique=False)
 
 

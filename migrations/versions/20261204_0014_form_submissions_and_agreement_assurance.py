@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import idp.db
+import store.db
 
 revision: str = '0014'
 down_revision: str | None = '0012'
@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.Column('path', sa.String(length=2000), nullable=False),
         sa.Column('outcome', sa.String(length=2000), nullable=True),
         sa.Column('flow', sa.JSON(), nullable=True),
-        sa.Column('created_at', idp.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('created_at', store.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_form_submissions')),
     )
     with op.batch_alter_table('form_submissions', schema=None) as batch_op:

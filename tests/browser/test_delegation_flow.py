@@ -14,9 +14,9 @@ import requests
 from playwright.sync_api import Browser, expect
 from sqlalchemy import update
 
-from idp.db import utcnow
 from idp.dependents import COOLING_OFF
 from idp.models import EmailChallenge
+from store.db import utcnow
 from tests.browser.citizen import assert_error_summary_links_to_fields, on_page, sign_in, sign_out
 from tests.browser.conftest import PASSWORD, LiveServer, browser_page
 from tests.browser.relying_party import authorization_request, returned_code

@@ -16,8 +16,8 @@ from consent.delegations import Terms
 from consent.errors import DelegationInvalid, DelegationStateError
 from consent.ledger import Ledger
 from consent.models import LedgerEntry
-from idp.db import utcnow
 from idp.models import Account
+from store.db import utcnow
 from tests.consent.test_delegations import CARER, Recorder, active, invited, person
 
 

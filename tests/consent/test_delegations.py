@@ -25,9 +25,9 @@ from consent.errors import (
 from consent.ledger import Ledger
 from consent.models import LedgerEntry
 from idp.accounts import create_account
-from idp.db import utcnow
 from idp.models import Account
 from keys.digests import secret_digest
+from store.db import utcnow
 
 CARER = Terms(type="carer", mode="act")
 

@@ -20,8 +20,8 @@ from consent.ledger import CheckpointPolicy, Ledger
 from consent.models import LedgerCheckpoint, LedgerEntry
 from consent.pseudonyms import pseudonym_for, record_pseudonyms
 from consent.verify import canonical_json, leaf_hash, verify_checkpoint, verify_inclusion, verify_receipt
-from idp.db import utcnow
 from idp.models import Account, Agency
+from store.db import utcnow
 
 
 def _grant(session: Session, ledger: Ledger, citizen: Account, agency: Agency, **extra: object) -> None:

@@ -31,11 +31,11 @@ from consent.pseudonyms import pseudonym_for
 from idp.app import build_services
 from idp.config import Settings
 from idp.consent_ledger import ledger_for
-from idp.db import make_engine, utcnow
-from idp.migrate import upgrade
 from idp.models import Account, Client
 from idp.registry import create_agency
 from idp.services import Services
+from store.db import make_engine, utcnow
+from store.migrate import upgrade
 
 BEFORE = "0008"  # the head before pairwise pseudonyms
 SCHEMA = "pairwise_migration"

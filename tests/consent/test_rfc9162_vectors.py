@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from consent import merkle, tree
 from consent.models import LedgerEntry
 from consent.verify import EMPTY_ROOT, leaf_hash, node_hash, verify_consistency, verify_inclusion
-from idp.db import utcnow
+from store.db import utcnow
 from tests.consent.trees import consistency_path, inclusion_path, root, stored_nodes
 
 DATA = [bytes.fromhex(h) for h in ("", "00", "10", "2021", "3031", "40414243", "5051525354555657",

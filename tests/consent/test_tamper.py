@@ -167,7 +167,7 @@ def test_a_checkpoint_signed_by_another_key_is_forged(db_session: Session, ledge
 
 
 def forged_time():  # type: ignore[no-untyped-def]
-    from idp.db import utcnow
+    from store.db import utcnow
 
     return utcnow()
 

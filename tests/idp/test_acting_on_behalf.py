@@ -15,10 +15,10 @@ from consent.delegations import Terms
 from consent.ledger import Ledger
 from consent.models import LedgerEntry
 from consent.pseudonyms import delegation_reference
-from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects
 from idp.models import Account, Agency, OutboxMessage, TokenFamily
 from idp.outbox import open_body
+from store.db import utcnow
 from tests.conftest import CITIZEN_PASSWORD, make_client
 from tests.idp import flows
 from tests.idp.delegation_flows import acting_tokens, claims, consent, delegate, introspect, person

@@ -21,9 +21,9 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from idp.backchannel import BackchannelSender
-from idp.db import utcnow
 from idp.models import Account, Agency, OutboxMessage
 from idp.outbox import deliver_due
+from store.db import utcnow
 from tests.conftest import make_client
 from tests.idp import flows
 from tests.idp.flows import ISSUER, RegisteredClient

@@ -13,10 +13,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from idp.cli import main
-from idp.db import make_engine
 from idp.models import Account
 from idp.services import Services
 from keys.models import SigningKey
+from store.db import make_engine
 from tests.idp import flows
 from tests.idp.flows import RegisteredClient
 

@@ -24,13 +24,13 @@ from idp import worker
 from idp.app import build_services, create_app
 from idp.cli import main
 from idp.config import Settings
-from idp.db import utcnow
 from idp.mail import SmtpSender, send_code
 from idp.models import Account, OutboxMessage
 from idp.outbox import MAX_ATTEMPTS, DeliveryError, OpenedMessage, deliver_due, open_body, pending, prune, queue_email
 from idp.services import Services
 from idp.worker import rotate_keys_if_due, run_jobs, tick_ledger
 from keys.models import SigningKey
+from store.db import utcnow
 from tests.idp import flows
 from tests.idp.flows import RegisteredClient
 

@@ -11,7 +11,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from idp import passkeys
-from idp.db import utcnow
 from idp.models import Account, Passkey, WebAuthnChallenge
 from idp.passkeys import PasskeyError, RelyingParty
 from idp.throttle import (
@@ -22,6 +21,7 @@ from idp.throttle import (
     ceremony_key,
     ip_key,
 )
+from store.db import utcnow
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows, passkey_flows
 from tests.idp.authenticator import SoftAuthenticator

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.config import Settings
-from idp.db import utcnow
 from idp.models import Account, LoginSession, OutboxMessage, Passkey
+from store.db import utcnow
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows, passkey_flows
 from tests.idp.authenticator import SoftAuthenticator

@@ -1,4 +1,4 @@
-"""Reading sessions (``idp.db.make_reading_sessionmaker``), on SQLite and PostgreSQL: no
+"""Reading sessions (``store.db.make_reading_sessionmaker``), on SQLite and PostgreSQL: no
 transaction around their statements (on SQLite: not the write lock that BEGIN IMMEDIATE takes),
 and no statement but a SELECT."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, insert, text
 
-from idp.db import ReadOnlySessionError, make_reading_sessionmaker, make_sessionmaker, run
 from idp.models import Agency
+from store.db import ReadOnlySessionError, make_reading_sessionmaker, make_sessionmaker, run
 
 
 def in_transaction(driver_connection: object) -> bool:

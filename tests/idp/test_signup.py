@@ -9,10 +9,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from idp.db import utcnow
 from idp.mail import SmtpSender
 from idp.models import Account, EmailChallenge, LoginSession, OutboxMessage
 from idp.outbox import deliver_due, open_body
+from store.db import utcnow
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 from tests.idp.flows import RegisteredClient

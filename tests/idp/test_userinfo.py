@@ -99,7 +99,7 @@ def test_a_locked_or_deleted_accounts_tokens_stop_working(client: FlaskClient, d
 def test_userinfo_reads_through_the_reading_session(app: Flask, client: FlaskClient, rp: RegisteredClient,
                                                     signed_in: Account, test_sessions: sessionmaker[Session],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """userinfo writes nothing, so it reads without a transaction (idp.db.make_reading_sessionmaker):
+    """userinfo writes nothing, so it reads without a transaction (store.db.make_reading_sessionmaker):
     on PostgreSQL one round trip for its SELECT instead of three."""
     token = flows.tokens_for(client, rp)["access_token"]
     opened: list[Session] = []

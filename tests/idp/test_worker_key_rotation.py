@@ -11,9 +11,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from idp.config import Settings
-from idp.db import utcnow
 from idp.worker import rotate_keys_if_due
 from keys.models import SigningKey
+from store.db import utcnow
 
 
 def test_with_rotation_days_0_the_worker_never_rotates_however_old_the_keys(

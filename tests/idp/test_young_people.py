@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from consent import delegations as lifecycle
 from consent.delegation_models import Delegation
 from consent.ledger import Ledger
-from idp.db import utcnow
 from idp.dependents import COOLING_OFF, create_dependent
 from idp.models import Account, EmailChallenge, OutboxMessage
 from idp.outbox import open_body
+from store.db import utcnow
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 from tests.idp.delegation_flows import acting_tokens, claims, consent, emailed_link

@@ -17,12 +17,12 @@ from sqlalchemy import make_url, text
 from idp.accounts import create_account
 from idp.app import build_services
 from idp.config import Settings
-from idp.db import make_engine
-from idp.migrate import upgrade
 from idp.models import Account
 from idp.outbound import DestinationPolicy
 from idp.registry import ClientMetadata, create_agency, create_client
 from idp.services import Services
+from store.db import make_engine
+from store.migrate import upgrade
 from tests.production import nodes
 from tests.production.nodes import Node, RelyingParty
 

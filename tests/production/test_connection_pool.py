@@ -1,4 +1,4 @@
-"""Dead pooled connections are replaced without a per-request ping (``idp/db.py``):
+"""Dead pooled connections are replaced without a per-request ping (``store/db.py``):
 
 * a connection that sat idle is pinged before use, so a connection the server dropped while
   it was idle never reaches a request;
@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from idp import db
-from idp.db import make_engine, make_reading_sessionmaker, make_sessionmaker
+from store import db
+from store.db import make_engine, make_reading_sessionmaker, make_sessionmaker
 
 
 @pytest.fixture

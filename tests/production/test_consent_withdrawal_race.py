@@ -17,9 +17,9 @@ from consent.errors import ConsentMissing
 from consent.models import Consent, LedgerEntry
 from idp.accounts import create_account
 from idp.consent_ledger import agency_tokens, ledger_for, record_disclosure
-from idp.db import utcnow
 from idp.models import Account, Client, TokenFamily
 from idp.oauth.tokens import lock_family, start_family
+from store.db import utcnow
 from tests.production.conftest import Cluster
 
 SCOPE = "openid email"

@@ -26,9 +26,9 @@ from sqlalchemy import func, select
 from idp.accounts import create_account
 from idp.app import build_services
 from idp.config import Settings
-from idp.migrate import upgrade
 from idp.models import AuthorizationCode, TokenFamily
 from idp.services import Services
+from store.migrate import upgrade
 from tests.production import nodes
 from tests.production.conftest import seed
 from tests.production.nodes import Node, RelyingParty
@@ -176,7 +176,7 @@ def test_a_database_outage_gives_503s_leaves_nothing_half_written_and_heals_by_i
         assert requests.post(f"{rig.node.url}/token", data=rig.rp.refresh_request(token),
                              timeout=nodes.TIMEOUT).status_code == 200
     # The test's own pool: its connections were last used seconds before the restart, too recently
-    # to be pinged (idp/db.py), so the first statement would meet a dead one. Start afresh.
+    # to be pinged (store/db.py), so the first statement would meet a dead one. Start afresh.
     rig.services.engine.dispose()
     with rig.services.sessions() as session:
         assert session.scalar(select(func.count()).where(TokenFamily.revoked_at.is_not(None))) == 0

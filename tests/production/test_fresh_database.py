@@ -17,9 +17,9 @@ from sqlalchemy import text
 from idp.accounts import create_account
 from idp.app import build_services
 from idp.config import Settings
-from idp.db import make_engine
-from idp.migrate import upgrade
 from idp.services import Services
+from store.db import make_engine
+from store.migrate import upgrade
 from tests.production import nodes
 from tests.production.conftest import schema_url, seed
 from tests.production.nodes import Node, RelyingParty

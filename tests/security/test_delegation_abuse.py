@@ -19,9 +19,9 @@ from werkzeug.datastructures import MultiDict
 from consent import delegations as lifecycle
 from consent.delegations import Terms
 from consent.ledger import Ledger
-from idp.db import utcnow
 from idp.delegation_effects import ServiceEffects
 from idp.models import Account
+from store.db import utcnow
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 from tests.idp.delegation_flows import acting_tokens, consent, delegate, person

@@ -17,9 +17,9 @@ from consent.delegation_models import Delegation
 from consent.ledger import Ledger
 from consent.models import Consent
 from idp.cli_delegation import _describe
-from idp.db import utcnow
 from idp.dependents import COOLING_OFF, create_dependent
 from idp.models import Account, EmailChallenge, LoginSession, OutboxMessage
+from store.db import utcnow
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
 from tests.idp.delegation_flows import acting_tokens, claims, emailed_link, person

@@ -27,11 +27,11 @@ from consent.models import LedgerEntry
 from idp.accounts import create_account
 from idp.app import build_services, create_app
 from idp.config import Settings
-from idp.db import Base
 from idp.forms import FIELD
 from idp.models import Account, FormSubmission, OutboxMessage
 from idp.registry import create_agency
 from idp.services import Services
+from store.db import Base
 from tests.conftest import CITIZEN_PASSWORD, make_client
 from tests.idp import flows
 from tests.idp.delegation_flows import delegate, emailed_link, person

@@ -18,12 +18,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from consent import delegations as lifecycle
+from consent.contact_details import EMAIL_FORMAT, email_address, name_problem
 from consent.delegations import Terms
 from consent.errors import DelegationInvalid
 from consent.ledger import Ledger
 from idp import worker
 from idp.cli import main
-from idp.contact_details import EMAIL_FORMAT, email_address, name_problem
 from idp.dependents import create_dependent
 from idp.models import Account, OutboxMessage
 from idp.outbox import open_body, queue_email

@@ -30,10 +30,10 @@ from sqlalchemy import make_url, text
 
 from idp.app import build_services
 from idp.config import Settings
-from idp.db import make_engine
-from idp.migrate import upgrade
 from idp.outbound import DEADLINE_SECONDS, MAX_OPERATIONS
 from idp.registry import create_agency
+from store.db import make_engine
+from store.migrate import upgrade
 from tests.production import nodes
 from tests.production.nodes import ASSERTION_TYPE, Node
 from tests.security.hostile_server import HostileServer

@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from idp.app import create_app
 from idp.backchannel import BackchannelSender
 from idp.config import Settings
-from idp.db import utcnow
 from idp.models import Agency
 from idp.oauth.client_auth import CLIENT_KEYS
 from idp.oauth.client_keys import KeysUnavailable
@@ -44,6 +43,7 @@ from idp.outbound import (
 from idp.outbox import DeliveryError, OpenedMessage
 from idp.registry import create_agency
 from idp.services import Services
+from store.db import utcnow
 from tests.conftest import DEVELOPMENT_DESTINATIONS, make_client
 from tests.idp import flows
 from tests.idp.flows import RegisteredClient
