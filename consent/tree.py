@@ -147,7 +147,7 @@ def fetch_with_size(session: Session, nodes: set[Node]) -> tuple[dict[Node, byte
     rows: Sequence[tuple[int, int, bytes]]
     if session.get_bind().dialect.name == "postgresql":
         rows = session.execute(_FETCH_PG, {"leaves": leaves, "levels": [level for level, _ in inner],
-                                           "idxs": [idx for _, idx in inner]}).tuples().all()
+                                           "idxs": [idx for _, idx in inner]}).all()
     else:
         rows = _fetch_portable(session, leaves, inner)
     size = next(idx for level, idx, _hash in rows if level == -1)
