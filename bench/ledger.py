@@ -101,7 +101,7 @@ def bulk_load(sessions: sessionmaker[Session], ledger: Ledger, count: int) -> No
                     subjects.write_row((f"citizen-{seq % CITIZENS}", seq))
         key = ledger.keys.ledger_signing_key(session)
         for size, root in roots.items():
-            note = notes.sign_note(notes.checkpoint_text(ledger.origin, size, root), ledger.origin, key.private_key)
+            note = notes.sign_note(notes.checkpoint_text(ledger.origin, size, root), ledger.origin, key)
             session.execute(text("INSERT INTO ledger_checkpoints (tree_size, root_hash, note, created_at) "
                                  "VALUES (:size, :root, :note, now())"), {"size": size, "root": root, "note": note})
         session.execute(update(LedgerHead).values(size=count, frontier=merkle.pack(frontier),

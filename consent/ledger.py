@@ -15,12 +15,12 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from consent import merkle, notes, tree
-from consent.errors import LedgerCorrupt, ProofRequestInvalid
+from consent.errors import ProofRequestInvalid
 from consent.events import EventType, build_entry, canonical, people_in
 from consent.models import LedgerCheckpoint, LedgerEntry, LedgerReceipt, LedgerSubject
 from consent.pseudonyms import record_pseudonyms
@@ -30,14 +30,12 @@ from store.db import utcnow
 MAX_RANGE = 1000  # entries per page of the auditors' range API
 
 
-class SigningKey(Protocol):
-    """Read-only, so a frozen dataclass (``keys.keyring.SigningMaterial``) is one."""
+class SigningKey(notes.Signer, Protocol):
+    """The current ledger key (``keys.keyring.LedgerSigner``): its kid and signatures, never the
+    private key itself."""
 
     @property
     def kid(self) -> str: ...
-
-    @property
-    def private_key(self) -> Any: ...
 
 
 class LedgerKeys(Protocol):
@@ -121,7 +119,7 @@ class Ledger:
 
     def _sign_receipt(self, session: Session, entry: dict[str, Any], hashed: bytes, now: dt.datetime) -> str:
         key = self._signing_key(session)
-        return sign_receipt(entry, hashed, self.origin, key.kid, key.private_key, now)
+        return sign_receipt(entry, hashed, self.origin, key.kid, key, now)
 
     def _checkpoint_due(self, head: tree.Head, now: dt.datetime) -> bool:
         if head.size - head.checkpoint_size >= self.policy.entries or head.checkpoint_at is None:
@@ -130,16 +128,13 @@ class Ledger:
 
     def _make_checkpoint(self, session: Session, head: tree.Head, now: dt.datetime) -> tree.Head:
         key = self._signing_key(session)
-        note = notes.sign_note(notes.checkpoint_text(self.origin, head.size, head.root), self.origin, key.private_key)
+        note = notes.sign_note(notes.checkpoint_text(self.origin, head.size, head.root), self.origin, key)
         session.execute(insert(LedgerCheckpoint).values(tree_size=head.size, root_hash=head.root, note=note,
                                                         created_at=now))
         return dataclasses.replace(head, checkpoint_size=head.size, checkpoint_at=now)
 
     def _signing_key(self, session: Session) -> SigningKey:
-        key = self.keys.ledger_signing_key(session)  # a missing key: the keys port's own error, mapped by idp
-        if not isinstance(key.private_key, Ed25519PrivateKey):
-            raise LedgerCorrupt("the ledger key is not an Ed25519 key")
-        return key
+        return self.keys.ledger_signing_key(session)  # a missing key: the keys port's own error, mapped by idp
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -196,14 +191,14 @@ class Ledger:
         return [StoredEntry(*row) for row in session.execute(query)]
 
 
-def sign_receipt(entry: Mapping[str, Any], hashed: bytes, origin: str, kid: str, private_key: Ed25519PrivateKey,
+def sign_receipt(entry: Mapping[str, Any], hashed: bytes, origin: str, kid: str, signer: notes.Signer,
                  now: dt.datetime) -> str:
     """A compact JWS (RFC 7515 §7.1, EdDSA per RFC 8037 §3.1) over the entry, its index and leaf hash."""
     header = {"alg": "EdDSA", "kid": kid, "typ": RECEIPT_TYP}
     claims = {"origin": origin, "iat": int(now.timestamp()), "leaf_index": entry["seq"],
               "leaf_hash": base64.b64encode(hashed).decode(), "entry": dict(entry)}
     signing_input = f"{_b64url_json(header)}.{_b64url_json(claims)}"
-    signature = private_key.sign(signing_input.encode())
+    signature = signer.sign(signing_input.encode())
     return f"{signing_input}.{_b64url(signature)}"
 
 

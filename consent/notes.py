@@ -7,9 +7,10 @@ module shares its key-hash rule with, so signer and verifier cannot drift apart.
 from __future__ import annotations
 
 import base64
+from typing import Protocol
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from consent.verify import ED25519_TYPE, SIGNATURE_DASH, key_hash
@@ -34,12 +35,21 @@ def checkpoint_text(origin: str, size: int, root: bytes) -> str:
     return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
 
 
-def sign_note(text: str, name: str, private_key: Ed25519PrivateKey) -> str:
+class Signer(Protocol):
+    """An Ed25519 signer: ``keys.keyring.LedgerSigner`` in the service (the private key stays in
+    keys/); cryptography's ``Ed25519PrivateKey`` has the same two methods, for tools and tests."""
+
+    def sign(self, data: bytes) -> bytes: ...
+
+    def public_key(self) -> Ed25519PublicKey: ...
+
+
+def sign_note(text: str, name: str, signer: Signer) -> str:
     """C2SP signed-note: text, a blank line, then ``— <name> base64(key hash || signature)``."""
     if not text.endswith("\n") or "\n\n" in text:
         raise ValueError("a note's text ends with a newline and has no blank lines")
-    public = raw_public_key(private_key.public_key())
-    blob = key_hash(name, public) + private_key.sign(text.encode())
+    public = raw_public_key(signer.public_key())
+    blob = key_hash(name, public) + signer.sign(text.encode())
     return f"{text}\n{SIGNATURE_DASH}{name} {base64.b64encode(blob).decode()}\n"
 
 

@@ -24,9 +24,9 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -71,6 +71,22 @@ class SigningMaterial:
     kid: str
     alg: str
     private_key: PrivateKey = field(repr=False)
+
+
+@dataclass(frozen=True)
+class LedgerSigner:
+    """The current ledger key as the ledger uses it: its kid, ``sign`` and ``public_key``. The private
+    key stays in here (keys/ keeps every private key); consent/ only asks for signatures."""
+
+    kid: str
+    _key: Ed25519PrivateKey = field(repr=False)
+    alg: ClassVar[str] = LEDGER_ALG
+
+    def sign(self, data: bytes) -> bytes:
+        return self._key.sign(data)
+
+    def public_key(self) -> Ed25519PublicKey:
+        return self._key.public_key()
 
 
 @dataclass(frozen=True)
@@ -247,8 +263,11 @@ class Keyring:
             return None
         return info.alg, self._public_key_object(snapshot, info.kid)
 
-    def ledger_signing_key(self, session: Session) -> SigningMaterial:
-        return self._current_material(session, "ledger", LEDGER_ALG)
+    def ledger_signing_key(self, session: Session) -> LedgerSigner:
+        material = self._current_material(session, "ledger", LEDGER_ALG)
+        if not isinstance(material.private_key, Ed25519PrivateKey):
+            raise NoSigningKeyError(f"the current ledger key {material.kid} is not an Ed25519 key")
+        return LedgerSigner(material.kid, material.private_key)
 
     def ledger_public_keys(self, session: Session) -> dict[str, Ed25519PublicKey]:
         """kid → public key of every ledger key not removed, to verify old ledger entries."""

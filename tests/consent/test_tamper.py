@@ -157,7 +157,7 @@ def test_a_checkpoint_with_an_edited_root_is_forged(db_session: Session, ledger:
 
 
 def test_a_checkpoint_signed_by_another_key_is_forged(db_session: Session, ledger: Ledger, base: int) -> None:
-    impostor = MemoryKeys().key.private_key
+    impostor = MemoryKeys().private_key
     size = base + 12
     text = notes.checkpoint_text(ledger.origin, size, b"\x01" * 32)
     db_session.execute(update(LedgerCheckpoint).where(LedgerCheckpoint.tree_size == size)

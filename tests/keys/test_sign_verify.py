@@ -106,7 +106,7 @@ def test_a_token_with_an_unknown_kid_is_rejected(db_session: Session, keyring: K
 
 def test_a_token_signed_by_the_ledger_key_is_rejected(db_session: Session, keyring: Keyring) -> None:
     ledger = keyring.ledger_signing_key(db_session)
-    forged = jwt.encode(_claims(), ledger.private_key, algorithm="EdDSA", headers={"kid": ledger.kid})
+    forged = jwt.encode(_claims(), ledger._key, algorithm="EdDSA", headers={"kid": ledger.kid})
     _rejected(keyring, db_session, forged)
 
 
