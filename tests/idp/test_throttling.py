@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import pytest
 import redis
@@ -34,6 +33,7 @@ from idp.throttle import (
 )
 from tests.conftest import CITIZEN_PASSWORD
 from tests.idp import flows
+from tests.threaded_app import redis_or_skip
 
 
 def _attempt(client: FlaskClient, email: str, password: str) -> int:
@@ -73,13 +73,7 @@ def test_backoff_doubles_up_to_a_ceiling() -> None:
 
 @pytest.fixture
 def redis_client():  # type: ignore[no-untyped-def]
-    client = redis.Redis(host="127.0.0.1", port=6379, db=15, socket_connect_timeout=0.5)
-    try:
-        client.ping()
-    except redis.RedisError:
-        if os.environ.get("REQUIRE_REDIS") == "1":  # set by CI
-            pytest.fail("REQUIRE_REDIS=1 but there is no Redis on 127.0.0.1:6379", pytrace=False)
-        pytest.skip("no Redis on 127.0.0.1:6379")
+    client = redis_or_skip()
     client.flushdb()
     yield client
     client.flushdb()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,7 @@ from sqlalchemy import select
 
 from idp.models import Account
 from keys.models import SigningKey
+from tests.concurrently import at_once
 from tests.production import nodes
 from tests.production.conftest import KEY_CACHE_SECONDS, Cluster
 from tests.production.nodes import Node
@@ -53,28 +53,6 @@ def fresh_tokens(cluster: Cluster, account: Account, node: Node | None = None) -
 def userinfo(node: Node, access_token: str) -> requests.Response:
     return requests.get(f"{node.url}/userinfo", headers={"Authorization": f"Bearer {access_token}"},
                         timeout=nodes.TIMEOUT)
-
-
-def at_once(calls: list[Callable[[], requests.Response]]) -> list[requests.Response]:
-    """Run the calls in threads released together by a barrier."""
-    barrier = threading.Barrier(len(calls))
-    results: list[requests.Response | BaseException] = [RuntimeError("not run")] * len(calls)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            results[index] = calls[index]()
-        except BaseException as error:  # noqa: BLE001 - reported below
-            results[index] = error
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    failures = [result for result in results if isinstance(result, BaseException)]
-    assert not failures, failures
-    return results  # type: ignore[return-value]
 
 
 def spread_posts(cluster: Cluster, bodies: list[dict[str, str]]) -> list[requests.Response]:

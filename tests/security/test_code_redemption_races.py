@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -24,6 +23,7 @@ from idp.models import Account, Agency
 from idp.oauth.grants import MAX_REDEMPTION_ATTEMPTS
 from idp.registry import create_agency
 from idp.services import Services
+from tests.concurrently import at_once
 from tests.conftest import CITIZEN_PASSWORD, make_client
 from tests.idp import flows
 from tests.idp.flows import RegisteredClient
@@ -64,27 +64,6 @@ def _code(app: Flask, rp: RegisteredClient, citizen: Account) -> tuple[str, flow
     return flows.get_code(browser, rp, challenge)["code"], challenge
 
 
-def _at_once(calls: list[Callable[[], tuple[int, dict[str, str]]]]) -> list[tuple[int, dict[str, str]]]:
-    barrier = threading.Barrier(len(calls))
-    results: list[tuple[int, dict[str, str]] | BaseException] = [RuntimeError("not run")] * len(calls)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            results[index] = calls[index]()
-        except BaseException as error:  # noqa: BLE001 - reported below
-            results[index] = error
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    failures = [result for result in results if isinstance(result, BaseException)]
-    assert not failures, failures
-    return results  # type: ignore[return-value]
-
-
 def _redeem(app: Flask, rp: RegisteredClient, code: str, verifier: str) -> Callable[[], tuple[int, dict[str, str]]]:
     def call() -> tuple[int, dict[str, str]]:
         response = flows.exchange_code(app.test_client(), rp, code, verifier)
@@ -95,7 +74,7 @@ def _redeem(app: Flask, rp: RegisteredClient, code: str, verifier: str) -> Calla
 def test_racing_redemptions_with_the_right_verifier_have_exactly_one_winner(committed: tuple) -> None:
     app, rp, citizen = committed
     code, challenge = _code(app, rp, citizen)
-    results = _at_once([_redeem(app, rp, code, challenge.verifier) for _ in range(RACERS)])
+    results = at_once([_redeem(app, rp, code, challenge.verifier) for _ in range(RACERS)])
     winners = [body for status, body in results if status == 200]
     assert len(winners) == 1, results
     assert {body["error"] for status, body in results if status != 200} == {"invalid_grant"}
@@ -107,7 +86,7 @@ def test_racing_redemptions_with_the_right_verifier_have_exactly_one_winner(comm
 def test_racing_wrong_verifiers_get_no_more_checks_than_the_budget(committed: tuple) -> None:
     app, rp, citizen = committed
     code, challenge = _code(app, rp, citizen)
-    results = _at_once([_redeem(app, rp, code, flows.pkce().verifier) for _ in range(RACERS)])
+    results = at_once([_redeem(app, rp, code, flows.pkce().verifier) for _ in range(RACERS)])
     assert all(status == 400 and body["error"] == "invalid_grant" for status, body in results), results
     checked = [body for _status, body in results if body.get("error_description") == CHALLENGE_FAILED]
     assert len(checked) == MAX_REDEMPTION_ATTEMPTS, results
@@ -119,5 +98,5 @@ def test_a_wrong_verifier_racing_the_right_one_does_not_cancel_the_sign_in(commi
     app, rp, citizen = committed
     code, challenge = _code(app, rp, citizen)
     wrong = [_redeem(app, rp, code, flows.pkce().verifier) for _ in range(MAX_REDEMPTION_ATTEMPTS - 1)]
-    results = _at_once([*wrong, _redeem(app, rp, code, challenge.verifier)])
+    results = at_once([*wrong, _redeem(app, rp, code, challenge.verifier)])
     assert results[-1][0] == 200, results
