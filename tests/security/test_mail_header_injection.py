@@ -175,3 +175,21 @@ def test_a_poison_message_already_in_the_outbox_is_given_up_and_the_pass_runs_on
     assert [mail["To"] for mail in inbox.messages] == ["next@example.com"]
     db_session.refresh(poison)
     assert poison is not None and poison.failed_at is not None
+
+
+def test_an_account_whose_address_predates_the_strict_check_can_still_sign_in(
+        client: FlaskClient, db_session: Session) -> None:
+    """Sign-in sends nothing to the typed address, so it does not apply the strict check that
+    guards what we send to: an older account (here a non-ASCII address) still signs in, while an
+    address with a line break is still a form error."""
+    from idp.passwords import hash_password
+
+    account = Account(email="josé@example.com", given_name="José", family_name="Núñez",
+                      password_hash=hash_password(CITIZEN_PASSWORD))
+    db_session.add(account)
+    db_session.commit()
+    assert flows.sign_in(client, "josé@example.com", CITIZEN_PASSWORD).status_code == 302
+    stranger = client.application.test_client()
+    refused = stranger.post("/signin", data={"email": INJECTED, "password": CITIZEN_PASSWORD,
+                                             "csrf_token": flows.csrf_token(stranger)})
+    assert refused.status_code == 400 and "Enter your email address" in refused.get_data(as_text=True)
